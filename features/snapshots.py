@@ -43,22 +43,38 @@ def snapshot_spine(leads: pd.DataFrame, data_end: pd.Timestamp, params: SpinePar
     ``data_end`` is the last moment the data covers; a snapshot is kept only when
     ``cutoff + horizon <= data_end``. Rows are sorted by ``(cutoff, lead_id)``.
     """
+    return _spine(leads, data_end, params, count_censored=False)[0]
+
+
+def censored_snapshot_count(leads: pd.DataFrame, data_end: pd.Timestamp, params: SpineParams) -> int:
+    """How many open-MQL snapshots up to ``data_end`` are left out because their horizon is not over."""
+    return _spine(leads, data_end, params, count_censored=True)[1]
+
+
+def _spine(
+    leads: pd.DataFrame, data_end: pd.Timestamp, params: SpineParams, *, count_censored: bool
+) -> tuple[pd.DataFrame, int]:
     step = pd.Timedelta(days=params.step_days)
     horizon = pd.Timedelta(days=params.horizon_days)
     n_steps = params.max_age_days // params.step_days + 1
 
+    censored = 0
     mqls = leads.loc[leads[MQL_AT].notna()]
     if mqls.empty:
-        return _empty_spine(leads)
+        return _empty_spine(leads), 0
     k = np.tile(np.arange(n_steps), len(mqls))
     rows = mqls.iloc[np.repeat(np.arange(len(mqls)), n_steps)].reset_index(drop=True)
     cutoff = rows[MQL_AT] + step * k
-    keep = _open_at(rows, cutoff) & (cutoff + horizon <= data_end)
+    keep = _open_at(rows, cutoff) & (cutoff <= data_end)
+    if count_censored:
+        censored = int((keep & (cutoff + horizon > data_end)).sum())
+    keep &= cutoff + horizon <= data_end
     rows, cutoff = rows.loc[keep], cutoff.loc[keep]
     sql = rows[SQL_AT]
     label = (sql.notna() & (sql <= cutoff + horizon)).astype("int8")
     spine = pd.DataFrame({LEAD_ID: rows[LEAD_ID].to_numpy(), CUTOFF: cutoff.to_numpy(), LABEL: label.to_numpy()})
-    return spine.sort_values([CUTOFF, LEAD_ID], kind="stable").reset_index(drop=True)
+    spine = spine.sort_values([CUTOFF, LEAD_ID], kind="stable").reset_index(drop=True)
+    return spine, censored if count_censored else 0
 
 
 def scoring_spine(leads: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

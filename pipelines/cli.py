@@ -1,0 +1,87 @@
+"""The `leadlift` command line: one command per pipeline stage (DVC calls these)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from features.errors import DataContractError
+from pipelines.config import ParamsError
+from pipelines.console import console
+
+app = typer.Typer(
+    name="leadlift",
+    help="Calibrated, explained MQL-to-SQL conversion models from engagement logs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="The params file (one section per stage).")]
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show bad input and bad parameters as a short message and exit 2, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (DataContractError, ParamsError) as exc:
+            console.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def simulate(
+    leads: Annotated[Path, typer.Option(help="Where to write the simulated leads table (Parquet).")],
+    events: Annotated[Path, typer.Option(help="Folder for the simulated events (Parquet parts).")],
+    truth: Annotated[Path, typer.Option(help="Folder for the hidden truth: personas, states, oracle.")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Simulate a realistic lead base (the embedded default data)."""
+    from pipelines.stages import simulate as stage
+
+    stage.main(params, leads, events, truth)
+
+
+@app.command()
+@_user_errors
+def validate(
+    leads: Annotated[Path, typer.Option(help="Leads table to check (CSV or Parquet).")],
+    events: Annotated[Path, typer.Option(help="Events: a file, a folder of Parquet parts, or a glob.")],
+    leads_out: Annotated[Path, typer.Option(help="Where to write the checked leads (Parquet).")],
+    events_out: Annotated[Path, typer.Option(help="Folder for the checked events (Parquet parts).")],
+    report: Annotated[Path, typer.Option(help="Validation report (JSON).")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Check leads and events against the engagement-log contract."""
+    from pipelines.stages import validate as stage
+
+    stage.main(params, leads, events, leads_out, events_out, report)
+
+
+@app.command()
+@_user_errors
+def features(
+    leads: Annotated[Path, typer.Option(help="Validated leads (Parquet).")],
+    events: Annotated[Path, typer.Option(help="Folder of validated events (Parquet parts).")],
+    out: Annotated[Path, typer.Option(help="Where to write the snapshots (Parquet).")],
+    report: Annotated[Path, typer.Option(help="Snapshot report (JSON).")],
+    catalog: Annotated[Path, typer.Option(help="Feature catalog documentation (Markdown).")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Build point-in-time training snapshots with the feature catalog."""
+    from pipelines.stages import features as stage
+
+    stage.main(params, leads, events, out, report, catalog)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,59 @@
+"""`make run`: initialise DVC if needed, reproduce the pipeline, and say where the results are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from pipelines.console import console
+
+OUTPUTS = {
+    "data/raw/": "simulated engagement logs (leads.parquet, events/)",
+    "data/truth/": "the simulator's hidden truth: personas, states, oracle probabilities",
+    "data/validated/": "contract-checked leads and events",
+    "data/snapshots.parquet": "point-in-time training snapshots (lead_id, cutoff, label, features)",
+    "reports/validation.json": "validation report",
+    "reports/features.json": "snapshot counts, positives, censoring, build time",
+    "reports/feature_catalog.md": "every feature with its window and reason text",
+}
+
+
+def _dvc(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", *args], check=True)
+
+
+def main() -> int:
+    root = Path.cwd()
+    if not (root / ".dvc").is_dir():
+        scm = [] if (root / ".git").exists() else ["--no-scm"]
+        _dvc("init", "--quiet", *scm)
+        _dvc("config", "core.analytics", "false")
+    try:
+        _dvc("repro")
+    except subprocess.CalledProcessError as exc:
+        console.print(f"[bold red]the pipeline stopped[/] (dvc repro exited {exc.returncode}); see the message above")
+        return exc.returncode
+    table = Table(title="leadlift: where the results are", show_lines=False)
+    table.add_column("path")
+    table.add_column("what")
+    for path, what in OUTPUTS.items():
+        if (root / path).exists():
+            table.add_row(path, what)
+    console.print(table)
+    features = root / "reports/features.json"
+    if features.exists():
+        rep = json.loads(features.read_text())
+        console.print(
+            f"snapshots: {rep['snapshots']:,} rows, {rep['positives']:,} positive "
+            f"({rep['positive_rate']:.1%}), {rep['censored_snapshots']:,} censored; "
+            f"data end {rep['data_end']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
