@@ -1,0 +1,133 @@
+"""Out-of-time split of snapshots into train / calibration / test, no lead in two parts.
+
+The time axis is cut at two cutoff dates ``t1 < t2`` taken from the row fractions:
+train is ``cutoff < t1 - gap``, calibration ``t1 <= cutoff < t2 - gap``, test ``cutoff >= t2``.
+With ``gap = horizon_days`` no label window of an earlier part (cutoff + horizon) reaches
+into the next part. A lead whose snapshots fall in two parts is kept in the *later* part
+and its rows are dropped from the earlier one: the test part then holds every open MQL of
+its period, as batch scoring would see them, and only training loses rows (reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.contract import CUTOFF, LABEL, LEAD_ID
+
+PARTS: tuple[str, ...] = ("train", "calibration", "test")
+
+
+class SplitParams(BaseModel):
+    """Row fractions of the three parts (before gaps and lead de-duplication) and the gap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: float = Field(0.6, gt=0, lt=1)
+    calibration: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+    gap_days: int | None = Field(None, ge=0)
+    """Days left out before each boundary; None = the label horizon."""
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitParams:
+        total = self.train + self.calibration + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + calibration + test must be 1, got {total:g}")
+        return self
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """The three parts and a JSON-ready summary (dates, row, lead and positive counts, drops)."""
+
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    test: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def part(self, name: str) -> pd.DataFrame:
+        return {"train": self.train, "calibration": self.calibration, "test": self.test}[name]
+
+
+def boundaries(cutoffs: pd.Series, params: SplitParams) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The cut dates ``(t1, t2)``: the cutoffs at the train and train+calibration row quantiles."""
+    values = cutoffs.sort_values(ignore_index=True)
+    n = len(values)
+    i1 = min(int(np.floor(n * params.train)), n - 1)
+    i2 = min(int(np.floor(n * (params.train + params.calibration))), n - 1)
+    return values.iloc[i1], values.iloc[i2]
+
+
+def split_out_of_time(snapshots: pd.DataFrame, params: SplitParams, horizon_days: int) -> SplitResult:
+    """Split ``snapshots`` out of time (see the module docstring); the input is not modified."""
+    gap = pd.Timedelta(days=params.gap_days if params.gap_days is not None else horizon_days)
+    cutoff = snapshots[CUTOFF]
+    t1, t2 = boundaries(cutoff, params)
+    if not t1 < t2 - gap:
+        raise ValueError(
+            f"the calibration period [{t1}, {t2 - gap}) is empty: the data spans too little time "
+            f"for a {gap.days}-day gap; shorten gap_days or use more data"
+        )
+    part = np.full(len(snapshots), -1, dtype=np.int8)  # -1 = in a gap
+    part[(cutoff < t1 - gap).to_numpy()] = 0
+    part[((cutoff >= t1) & (cutoff < t2 - gap)).to_numpy()] = 1
+    part[(cutoff >= t2).to_numpy()] = 2
+
+    # Each lead belongs to the latest part it has rows in; its rows in earlier parts are dropped.
+    lead_part = pd.Series(part).groupby(snapshots[LEAD_ID].to_numpy()).max()
+    latest = lead_part.reindex(snapshots[LEAD_ID].to_numpy()).to_numpy()
+    in_gap = part == -1
+    shared = (part >= 0) & (part < latest)
+    keep = ~in_gap & ~shared
+
+    frames = {name: snapshots.loc[keep & (part == i)].reset_index(drop=True) for i, name in enumerate(PARTS)}
+    summary: dict[str, Any] = {
+        "method": "out_of_time",
+        "gap_days": gap.days,
+        "t1": t1.isoformat(),
+        "t2": t2.isoformat(),
+        "fractions": {"train": params.train, "calibration": params.calibration, "test": params.test},
+        "input_rows": int(len(snapshots)),
+        "dropped_rows": {
+            "gap": int(in_gap.sum()),
+            "lead_in_later_part": {
+                name: int((shared & (part == i)).sum()) for i, name in enumerate(PARTS[:2])
+            },
+        },
+    }
+    for name, frame in frames.items():
+        summary[name] = describe_part(frame)
+    return SplitResult(frames["train"], frames["calibration"], frames["test"], summary)
+
+
+def describe_part(frame: pd.DataFrame) -> dict[str, Any]:
+    """Dates, rows, leads and positives of one part, as plain JSON values."""
+    rows = int(len(frame))
+    positives = int(frame[LABEL].sum()) if rows else 0
+    return {
+        "start": frame[CUTOFF].min().isoformat() if rows else None,
+        "end": frame[CUTOFF].max().isoformat() if rows else None,
+        "rows": rows,
+        "leads": int(frame[LEAD_ID].nunique()),
+        "positives": positives,
+        "positive_rate": positives / rows if rows else None,
+    }
+
+
+def lead_holdout(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``frame`` by lead into ``(fit, holdout)`` with about ``fraction`` of leads held out.
+
+    Used for early stopping inside the training part. Leads are drawn from their sorted unique
+    ids with a seeded generator, so the result does not depend on row order.
+    """
+    leads = np.sort(pd.unique(frame[LEAD_ID].to_numpy()))
+    rng = np.random.default_rng(seed)
+    n_hold = max(1, int(round(len(leads) * fraction)))
+    held = set(rng.choice(leads, size=n_hold, replace=False).tolist())
+    mask = frame[LEAD_ID].isin(held).to_numpy()
+    return frame.loc[~mask].reset_index(drop=True), frame.loc[mask].reset_index(drop=True)
