@@ -346,3 +346,11 @@ def target_checks(test: dict[str, Any]) -> dict[str, bool | None]:
         None if not rate or mean_p is None else bool(abs(mean_p - rate) / rate <= 0.10)
     )
     return out
+
+
+def metrics_on_test_part(model: Any, snapshots: pd.DataFrame, params: TrainParams, *, horizon_days: int) -> dict[str, Any]:
+    """``model``'s metrics on the out-of-time test part of ``snapshots`` (the split is deterministic,
+    so a registered champion is measured on exactly the rows the challenger was)."""
+    test = split_out_of_time(snapshots, params.split, horizon_days).test
+    p = model.predict_proba(test)[:, 1]
+    return binary_metrics(test[LABEL].to_numpy(), p, threshold=0.5, top_fractions=params.top_fractions)

@@ -12,6 +12,7 @@ import typer
 from features.errors import DataContractError
 from pipelines.config import ParamsError
 from pipelines.console import console
+from pipelines.tracking import TrackingError
 
 app = typer.Typer(
     name="leadlift",
@@ -30,7 +31,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DataContractError, ParamsError) as exc:
+        except (DataContractError, ParamsError, TrackingError) as exc:
             console.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
@@ -81,6 +82,24 @@ def features(
     from pipelines.stages import features as stage
 
     stage.main(params, leads, events, out, report, catalog)
+
+
+@app.command()
+@_user_errors
+def train(
+    snapshots: Annotated[Path, typer.Option(help="Training snapshots (Parquet) from the features stage.")],
+    metrics: Annotated[Path, typer.Option(help="Where to write the metrics (JSON, a DVC metrics file).")],
+    plots: Annotated[Path, typer.Option(help="Folder for the curve tables (CSV, DVC plots).")],
+    run: Annotated[Path, typer.Option(help="Where to write the MLflow run, model version and promotion (JSON).")],
+    oracle: Annotated[
+        Path | None, typer.Option(help="The simulator's true probabilities, to report the oracle (optional).")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train, calibrate and evaluate the models; track in MLflow; register and maybe promote."""
+    from pipelines.stages import train as stage
+
+    stage.main(params, snapshots, oracle, metrics, plots, run)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ def tool_env() -> dict[str, str]:
     """The environment with this interpreter's scripts (leadlift, dvc) first on PATH."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("MLFLOW_TRACKING_URI", None)  # end-to-end runs use the copy's own embedded backend
     return env
 
 

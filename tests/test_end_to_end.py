@@ -13,7 +13,10 @@ from tests.conftest import run
 
 pytestmark = pytest.mark.e2e
 
-TINY = {"simulate": {"leads": 3000, "chunk_leads": 1500, "workers": 1}}
+TINY = {
+    "simulate": {"leads": 3000, "chunk_leads": 1500, "workers": 1},
+    "train": {"lgbm": {"n_estimators": 400, "early_stopping_rounds": 40, "search": {"n_trials": 2}}},
+}
 
 
 def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
@@ -34,6 +37,22 @@ def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
     joined = snapshots[["lead_id", "cutoff"]].merge(oracle, on=["lead_id", "cutoff"], how="left")
     assert joined["true_probability"].notna().all(), "every training snapshot has its oracle probability"
     assert (root / "reports/feature_catalog.md").read_text().count("\n") > 50
+
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    for model in ("lightgbm", "logreg", "points", "oracle"):
+        assert 0.5 < metrics["test"][model]["roc_auc"] <= 1.0, (model, metrics["test"][model])
+    train_run = json.loads((root / "reports/train_run.json").read_text())
+    assert train_run["model_name"] == "lead-propensity" and train_run["model_version"] == "1"
+    assert (root / "mlflow.db").exists() and (root / "reports/plots/roc/lightgbm.csv").exists()
+    registered = run([sys.executable, "-c", (
+        "import mlflow; c = mlflow.MlflowClient('sqlite:///mlflow.db', 'sqlite:///mlflow.db'); "
+        "print(c.get_model_version_by_alias('lead-propensity', 'champion').version)")], root)
+    assert registered.stdout.strip() == "1", registered.stderr
+
+    shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], root)
+    assert shown.returncode == 0 and "roc_auc" in shown.stdout, shown.stderr
+    plots = run([sys.executable, "-m", "dvc", "plots", "show", "--json"], root)
+    assert plots.returncode == 0 and "ROC" in plots.stdout, plots.stderr
 
     second = run([sys.executable, "-m", "dvc", "repro"], root)
     assert second.returncode == 0, second.stderr

@@ -1,0 +1,80 @@
+"""Timing and peak-memory helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psutil
+
+
+class PeakMemory:
+    """Peak resident memory (bytes) of this process and its children, sampled every ``interval`` s.
+
+    Sampling is hand-written because tracemalloc sees only Python allocations, not DuckDB's,
+    LightGBM's or a worker process's memory, and ``ru_maxrss`` cannot be reset between phases.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> int:
+        me = psutil.Process()
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def gib(self) -> float:
+        return self.peak / 2**30
+
+
+@contextmanager
+def stopwatch() -> Iterator[dict[str, float]]:
+    """``with stopwatch() as t: ...`` then ``t["seconds"]``."""
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["seconds"] = time.perf_counter() - start
+
+
+def repeat(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """Run ``fn`` ``repeats`` times; the wall-clock seconds of each run and the last result."""
+    seconds, result = [], None
+    for _ in range(repeats):
+        with stopwatch() as t:
+            result = fn()
+        seconds.append(t["seconds"])
+    return seconds, result
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))

@@ -1,0 +1,221 @@
+"""Stage `train`: train, calibrate and evaluate the models, track the run in MLflow, register and
+maybe promote the calibrated LightGBM.
+
+The modelling is one library call (``models.train.train_all``); this entry point reads the inputs,
+writes ``reports/metrics.json`` and the curve tables for ``dvc plots``, and does the MLflow work:
+params, metrics, figures, provenance (git commit, DVC hashes), the trials as child runs, the model
+with its signature, the ``challenger`` alias and the champion decision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.builder import FeaturesParams
+from features.io import atomic_path, write_json_atomic
+from models.registry import PromotionParams, decide_promotion
+from models.train import SKOPS_TRUSTED_TYPES, TrainParams, TrainResult, metrics_on_test_part, train_all
+from pipelines.config import load_section
+from pipelines.console import console
+from pipelines.tracking import (
+    artifact_location,
+    check_tracking,
+    dvc_hashes,
+    flat_metrics,
+    flat_params,
+    git_commit,
+    mlflow_errors,
+    tracking_uri,
+)
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+def main(
+    params_path: Path,
+    snapshots_in: Path,
+    oracle_in: Path | None,
+    metrics_out: Path,
+    plots_out: Path,
+    run_out: Path,
+    root: Path | None = None,
+) -> None:
+    root = Path(root or Path.cwd())
+    params = load_section(params_path, "train", TrainParams)
+    registry = load_section(params_path, "registry", PromotionParams)
+    horizon = load_section(params_path, "features", FeaturesParams).horizon_days
+    uri = tracking_uri(root)
+    check_tracking(uri)  # before the long part: a dead server should fail in a second, not after training
+    snapshots = pd.read_parquet(snapshots_in)
+    oracle = pd.read_parquet(oracle_in) if oracle_in is not None and Path(oracle_in).exists() else None
+    inputs = [Path(snapshots_in), *([Path(oracle_in)] if oracle is not None else [])]
+
+    with mlflow_errors(uri):
+        run_info, result = _tracked_training(root, uri, params, registry, horizon, snapshots, oracle, inputs)
+
+    write_json_atomic(result.metrics, metrics_out)
+    _write_curves(result, plots_out)
+    write_json_atomic(run_info, run_out)
+    for note in result.warnings:
+        console.print(f"[yellow]warning[/]: {note}", highlight=False)
+    _print_summary(result, run_info)
+
+
+def _tracked_training(
+    root: Path,
+    uri: str,
+    params: TrainParams,
+    registry: PromotionParams,
+    horizon: int,
+    snapshots: pd.DataFrame,
+    oracle: pd.DataFrame | None,
+    inputs: list[Path],
+) -> tuple[dict[str, Any], TrainResult]:
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(registry.experiment)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment(registry.experiment, artifact_location=artifact_location(root, uri))
+    )
+    started = datetime.now(UTC)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {started:%Y-%m-%d %H:%M:%S}") as run:
+        hashes = dvc_hashes(root, inputs)
+        mlflow.set_tags({**git_commit(root), **{f"dvc.md5.{path}": md5 for path, md5 in hashes.items()}})
+        mlflow.log_params(flat_params({"train": params.model_dump(mode="json"), "features": {"horizon_days": horizon}}))
+
+        def log_trial(trial_params: dict, trial_metrics: dict) -> None:
+            number = trial_metrics.get("number", "")
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial {number}", nested=True):
+                mlflow.log_params(flat_params(trial_params))
+                mlflow.log_metrics(flat_metrics(trial_metrics))
+
+        result = train_all(snapshots, params, horizon_days=horizon, oracle=oracle, on_trial=log_trial)
+
+        mlflow.log_metrics(flat_metrics({k: result.metrics[k] for k in ("split", "test", "slices", "calibration")}))
+        mlflow.log_dict(result.metrics, "metrics.json")
+        mlflow.set_tags(
+            {
+                "calibration.method": result.calibration.method,
+                "calibration.reason": result.calibration.reason,
+                "flag.threshold": f"{result.threshold:.6f}",
+            }
+        )
+        for kind, figure in result.figures.items():
+            mlflow.log_figure(figure, f"plots/{kind}.png")
+
+        features = result.spec.names
+        # integers as doubles in the signature: a count may be missing in tomorrow's data
+        x_example = snapshots[features].head(5).astype(
+            {c: "float64" for c in features if pd.api.types.is_integer_dtype(snapshots[c].dtype)}
+        )
+        signature = infer_signature(x_example, result.calibrated.predict_proba(x_example)[:, 1])
+        info = mlflow.sklearn.log_model(
+            result.calibrated,
+            name="model",
+            signature=signature,
+            input_example=x_example,
+            registered_model_name=registry.model_name,
+            serialization_format="skops",
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+            pip_requirements=_requirements(),
+            code_paths=[str(Path(__file__).resolve().parents[2] / pkg) for pkg in ("models", "features")],
+        )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(registry.model_name, CHALLENGER, version)
+
+        champion_metrics, champion_version, champion_note = _champion_metrics(
+            client, registry.model_name, snapshots, params, horizon
+        )
+        decision = decide_promotion(result.metrics["test"]["lightgbm"], champion_metrics, registry)
+        if champion_note:
+            decision = type(decision)(decision.promote, f"{decision.reason} ({champion_note})", decision.challenger, None)
+        if decision.promote:
+            client.set_registered_model_alias(registry.model_name, CHAMPION, version)
+        mlflow.set_tags({"promotion.promoted": str(decision.promote).lower(), "promotion.reason": decision.reason})
+        mlflow.log_dict({**decision.to_dict(), "champion_version_before": champion_version}, "promotion.json")
+
+    run_info = {
+        "run_id": run.info.run_id,
+        "experiment": registry.experiment,
+        "tracking_uri": uri,
+        "model_name": registry.model_name,
+        "model_version": version,
+        "model_uri": info.model_uri,
+        "aliases": [CHALLENGER, *([CHAMPION] if decision.promote else [])],
+        "champion_version_before": champion_version,
+        "promotion": decision.to_dict(),
+        "started_at": started.isoformat(),
+    }
+    return run_info, result
+
+
+def _champion_metrics(
+    client: Any, name: str, snapshots: pd.DataFrame, params: TrainParams, horizon: int
+) -> tuple[dict[str, float] | None, str | None, str | None]:
+    """The current champion's test metrics on today's test rows, its version, and a note when it
+    exists but cannot score these snapshots (then the challenger replaces it)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None, None, None
+    try:
+        champion = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+        metrics = metrics_on_test_part(champion, snapshots, params, horizon_days=horizon)
+    except Exception as exc:  # noqa: BLE001 (any failure to score means it cannot be compared)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, str(current.version), f"champion v{current.version} cannot score these snapshots: {first}"
+    if metrics.get("roc_auc") is None:
+        return None, str(current.version), f"champion v{current.version}: the test part has one class"
+    return metrics, str(current.version), None
+
+
+def _requirements() -> list[str]:
+    """The model's runtime requirements, pinned to what is installed (no slow import inference)."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "skops", "pydantic", "pyarrow", "mlflow")]
+
+
+def _write_curves(result: TrainResult, plots_out: Path) -> None:
+    """One CSV per curve and model (``roc/lightgbm.csv``…), the layout ``dvc plots`` reads."""
+    with atomic_path(plots_out) as tmp:
+        for kind, table in result.curves.items():
+            (tmp / kind).mkdir(parents=True)
+            for model, part in table.groupby("model", sort=False):
+                part.drop(columns="model").to_csv(tmp / kind / f"{model}.csv", index=False)
+
+
+def _print_summary(result: TrainResult, run_info: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="out-of-time test", show_lines=False)
+    for col in ("model", "ROC AUC", "PR AUC", "Brier", "ECE", "lift@10%"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in result.metrics["test"].items():
+        table.add_row(
+            name,
+            *(f"{m[k]:.4f}" if m.get(k) is not None else "-" for k in ("roc_auc", "pr_auc", "brier", "ece")),
+            f"{m['lift_at_10pct']:.2f}" if m.get("lift_at_10pct") is not None else "-",
+        )
+    console.print(table)
+    p = run_info["promotion"]
+    verdict = "champion" if p["promote"] else "challenger only"
+    console.print(
+        f"registered {run_info['model_name']} v{run_info['model_version']} ({verdict}): {p['reason']}",
+        highlight=False,
+    )
+    console.print(f"MLflow run {run_info['run_id']} at {run_info['tracking_uri']}", highlight=False)
