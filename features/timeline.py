@@ -11,8 +11,9 @@ from features.contract import LEAD_TIME_COLUMNS, TS
 def latest_event_time(events_glob: str | list[str]) -> pd.Timestamp | None:
     """Latest ``ts`` in the events Parquet file(s), read by DuckDB (mostly from Parquet statistics)."""
     with duckdb.connect() as con:
-        value = con.execute(f"SELECT max({TS}) FROM read_parquet(?)", [events_glob]).fetchone()[0]
-    return None if value is None else pd.Timestamp(value).tz_convert("UTC")
+        # epoch microseconds, not a TIMESTAMPTZ: DuckDB needs pytz to hand out zone-aware datetimes
+        value = con.execute(f"SELECT epoch_us(max({TS})) FROM read_parquet(?)", [events_glob]).fetchone()[0]
+    return None if value is None else pd.Timestamp(int(value), unit="us", tz="UTC")
 
 
 def latest_lead_time(leads: pd.DataFrame) -> pd.Timestamp | None:

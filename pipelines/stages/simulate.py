@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.builder import FeaturesParams
+from features.contract import DISQUALIFIED_AT, LEAD_ID, MQL_AT, SQL_AT
 from features.io import atomic_path, write_parquet_atomic
 from features.simulate import SimulateParams, oracle_probabilities, simulate_chunks
 from features.snapshots import snapshot_spine
@@ -43,7 +44,8 @@ def main(params_path: Path, leads_out: Path, events_out: Path, truth_out: Path) 
         states = pa.concat_tables(states_parts).to_pandas()
         latest = pd.Timestamp(latest_event) if latest_event is not None else None
         data_end = resolve_data_end(feat.as_of, latest, latest_lead_time(leads))
-        spine = snapshot_spine(leads, data_end, feat.spine())
+        lifecycle = leads[[LEAD_ID, MQL_AT, SQL_AT, DISQUALIFIED_AT]]  # the spine needs no attributes
+        spine = snapshot_spine(lifecycle, data_end, feat.spine())
         oracle = spine[["lead_id", "cutoff"]].assign(
             true_probability=oracle_probabilities(states, truth, spine, feat.horizon_days, sim)
         )
