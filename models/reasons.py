@@ -1,0 +1,138 @@
+"""Reason codes: exact SHAP contributions grouped per source signal and said in plain words.
+
+A lead's contributions (TreeSHAP values of the LightGBM raw score, one per model feature) are
+summed per *group*: the features that read the same source signal (pricing-page views in the
+7/30/90-day and all-time windows, and the days since the last one, are one group), so a reason
+is never repeated in three windows. Within a group the sentence comes from the member with the
+largest absolute contribution for that lead, rendered by the feature catalog's template with the
+lead's own value ("Viewed the pricing page 4 times in the last 7 days"). No raw feature names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import Catalog, Feature, Kind
+
+REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
+RISK_COLUMN = "risk_1"
+
+
+def group_key(feature: Feature) -> str:
+    """The source signal a feature reads: its event filter, or its lead column, or itself."""
+    if feature.events is not None:
+        return feature.events.key
+    if feature.column is not None and feature.kind == Kind.ATTRIBUTE:
+        return f"attribute:{feature.column}"
+    return feature.name
+
+
+def _fallback(name: str) -> Feature:
+    """A declaration for a model feature the catalog does not know (e.g. a tabular export's column)."""
+    label = name.replace("_", " ").strip().capitalize()
+    return Feature(name=name, kind=Kind.ATTRIBUTE, description="{label}: {value}", unit="", column=name,
+                   label=label, categorical=True)
+
+
+@dataclass(frozen=True)
+class ReasonBook:
+    """How one model's features turn into sentences: declarations, groups, and the catalog version."""
+
+    features: tuple[Feature, ...]
+    """One declaration per model feature, in the model's column order."""
+    catalog_version: str
+    catalog_names: tuple[str, ...] = ()
+    """Every feature the catalog declared when the model was trained (the model may use fewer)."""
+    groups: tuple[str, ...] = field(init=False)
+    _group_of: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        groups = list(dict.fromkeys(group_key(f) for f in self.features))
+        index = {g: i for i, g in enumerate(groups)}
+        object.__setattr__(self, "groups", tuple(groups))
+        object.__setattr__(self, "_group_of", np.array([index[group_key(f)] for f in self.features], dtype=np.int64))
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, model_features: Sequence[str]) -> ReasonBook:
+        decls = tuple(catalog[n] if n in catalog else _fallback(n) for n in model_features)
+        return cls(decls, catalog.version, tuple(catalog.feature_names))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def grouped(self, contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-group sums ``(n, groups)`` and, per group, the member feature with the largest |value|.
+
+        ``contributions`` is ``(n, features)`` (no base-value column).
+        """
+        n, p = contributions.shape
+        if p != len(self.features):
+            raise ValueError(f"expected {len(self.features)} contribution columns, got {p}")
+        g = len(self.groups)
+        sums = np.zeros((n, g))
+        rep = np.zeros((n, g), dtype=np.int64)
+        best = np.full((n, g), -1.0)
+        for j in range(p):
+            k = self._group_of[j]
+            col = contributions[:, j]
+            sums[:, k] += col
+            better = np.abs(col) > best[:, k]
+            rep[better, k] = j
+            best[better, k] = np.abs(col[better])
+        return sums, rep
+
+    def explain(
+        self, values: pd.DataFrame, contributions: np.ndarray, n_reasons: int = len(REASON_COLUMNS)
+    ) -> pd.DataFrame:
+        """``reason_1..n`` (top positive groups), ``risk_1`` (the most negative group) as sentences,
+        with their contributions (``reason_1_shap``…) on the log-odds scale; empty where none."""
+        sums, rep = self.grouped(contributions)
+        n = len(values)
+        order = np.argsort(-sums, axis=1, kind="stable")[:, :n_reasons]
+        out: dict[str, np.ndarray] = {}
+        slots = [(f"reason_{i + 1}", order[:, i], +1) for i in range(min(n_reasons, order.shape[1]))]
+        slots.append((RISK_COLUMN, np.argmin(sums, axis=1), -1))
+        rows = np.arange(n)
+        for name, group, sign in slots:
+            shap = sums[rows, group]
+            valid = shap * sign > 0
+            feature = rep[rows, group]
+            out[name] = self._sentences(values, feature, valid)
+            out[f"{name}_shap"] = np.where(valid, shap, 0.0)
+        return pd.DataFrame(out, index=values.index)
+
+    def _sentences(self, values: pd.DataFrame, feature: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Render each row's sentence once per distinct (feature, value): counts repeat a lot."""
+        out = np.full(len(values), "", dtype=object)
+        for j in np.unique(feature[valid]):
+            rows = np.flatnonzero(valid & (feature == j))
+            decl = self.features[j]
+            column = values[decl.name].iloc[rows]
+            codes, uniques = pd.factorize(column, use_na_sentinel=True)
+            rendered = np.array([decl.describe(u) for u in uniques] + [decl.describe(None)], dtype=object)
+            out[rows] = rendered[np.where(codes < 0, len(uniques), codes)]
+        return out
+
+    def global_importance(self, contributions: np.ndarray) -> pd.Series:
+        """Mean |contribution| per group over the rows, largest first (the global drivers)."""
+        sums, _ = self.grouped(contributions)
+        return pd.Series(np.abs(sums).mean(axis=0), index=list(self.groups)).sort_values(ascending=False)
+
+    def group_labels(self) -> Mapping[str, str]:
+        """A short human label per group (for charts): the first member's label or its sentence stem."""
+        labels: dict[str, str] = {}
+        for f in self.features:
+            labels.setdefault(group_key(f), _group_label(f))
+        return labels
+
+
+def _group_label(f: Feature) -> str:
+    if f.kind == Kind.ATTRIBUTE:
+        return f.label or f.name.replace("_", " ").capitalize()
+    key = f.events.key if f.events is not None else f.name
+    return key.replace("_", " ").capitalize()
