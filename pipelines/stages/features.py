@@ -42,6 +42,7 @@ def main(params_path: Path, leads_in: Path, events_in: Path, out: Path, report_o
         "censored_snapshots": censored_snapshot_count(leads, data_end, params.spine()),
         "features": len(catalog.feature_names),
         "catalog_version": catalog.version,
+        "skipped_attributes": {a.column: a.reason for a in catalog.skipped},
         "build": built.to_dict(),
     }
     write_json_atomic(report, report_out)

@@ -1,0 +1,486 @@
+"""The point-in-time feature builder: catalog features for every (lead, cutoff) of a spine, on DuckDB.
+
+Why not ``spine JOIN events ON lead_id AND ts < cutoff``: every event would be repeated for every
+snapshot of its lead (hundreds of millions of rows). Instead:
+
+1. each event gets an *atom* id -- the finest kind of event any declaration tells apart (an event
+   type, or a type with one property value such as pricing page views); every catalog filter is
+   a union of atoms, so per-atom counts are all that has to be accumulated;
+2. each lead's time line is cut at *boundaries* -- every cutoff ``c`` and every window start
+   ``c - w`` -- and each event is assigned to the first boundary after it (an ASOF join);
+3. events are aggregated per (lead, boundary): per-atom counts packed into a few HUGEINT words
+   (``_Layout``), and per recency filter the latest event time;
+4. running sums per lead give ``C(b)``, the events with ``ts < b``, at every boundary, so a window
+   count is ``C(c) - C(c - w)``; the running last-non-null interval maximum gives recency;
+5. distinct-day and distinct-value features read only the product-usage subset, joined to the
+   spine directly.
+
+This is exact for arbitrary cutoffs (training grid, scoring time, random property-test spines).
+All times are integer microseconds since the epoch (UTC), so no time zone or DST rule can move a
+window edge. ``build_snapshots`` streams Parquet in and out (DuckDB spills to ``temp_dir`` under
+``memory_limit``); ``build_features`` runs the same SQL on in-memory frames.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.catalog import Catalog, EventFilter, Feature, Kind, category_text
+from features.contract import CUTOFF, EVENT_TYPE, LABEL, LEAD_ID, TS
+from features.snapshots import SpineParams
+
+DAY_US = 86_400_000_000
+
+
+class FeaturesParams(BaseModel):
+    """``params.yaml: features``: the spine layout, the count windows and the DuckDB resources."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step_days: int = Field(14, ge=1)
+    horizon_days: int = Field(30, ge=1)
+    max_age_days: int = Field(168, ge=0)
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90], min_length=1)
+    as_of: str | None = None
+    threads: int = Field(2, ge=1)
+    memory_limit: str = "4GB"
+
+    def spine(self) -> SpineParams:
+        return SpineParams(step_days=self.step_days, horizon_days=self.horizon_days, max_age_days=self.max_age_days)
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What one build did, for the stage report.
+
+    ``events_used`` are the events of spine leads before their last cutoff (the rest cannot reach
+    any snapshot); ``unknown_event_types`` counts event types the catalog does not know among them.
+    """
+
+    seconds: float
+    rows: int
+    features: int
+    events_scanned: int
+    events_used: int
+    boundaries: int
+    unknown_event_types: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- SQL from the declarations -----------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Atom:
+    """The finest kind of event the catalog tells apart: a type, optionally split by one property value.
+
+    ``value is None`` with a ``column`` means "this type, any other value"; ``event_type is None``
+    means "a type no declaration names". Every event falls in exactly one atom, and every
+    filter is a union of atoms, so per-atom counts are all the builder has to accumulate.
+    """
+
+    event_type: str | None
+    column: str | None = None
+    value: str | None = None
+
+
+def _filters(catalog: Catalog) -> dict[str, EventFilter]:
+    """Every event filter the catalog uses, by key (one key, one filter)."""
+    found: dict[str, EventFilter] = {}
+    for f in catalog:
+        for flt in (f.events, f.denominator):
+            if flt is not None:
+                if found.setdefault(flt.key, flt) != flt:
+                    raise ValueError(f"two different event filters share the key '{flt.key}'")
+    return found
+
+
+def _atoms(filters: dict[str, EventFilter]) -> list[_Atom]:
+    """The atoms the filters need, in a stable order; the last one is "any type no filter names"."""
+    types: dict[str, set[tuple[str, str]]] = {}
+    for flt in filters.values():
+        for m in flt.include:
+            splits = types.setdefault(m.event_type, set())
+            if m.column is not None:
+                splits.add((m.column, m.value))
+        for t in flt.exclude_types:
+            types.setdefault(t, set())
+    atoms: list[_Atom] = []
+    for t in sorted(types):
+        columns = {c for c, _ in types[t]}
+        if len(columns) > 1:
+            raise ValueError(f"event type '{t}' is split by more than one property ({sorted(columns)})")
+        atoms += [_Atom(t, c, v) for c, v in sorted(types[t])]
+        atoms.append(_Atom(t, next(iter(columns)) if columns else None, None))
+    atoms.append(_Atom(None))
+    return atoms
+
+
+def _atom_ids(flt: EventFilter, atoms: list[_Atom]) -> list[int]:
+    """The atoms whose events ``flt`` keeps."""
+    def kept(a: _Atom) -> bool:
+        if a.event_type is not None and a.event_type in flt.exclude_types:
+            return False
+        if not flt.include:
+            return True
+        return any(
+            m.event_type == a.event_type and (m.column is None or (m.column == a.column and m.value == a.value))
+            for m in flt.include
+        )
+    return [i for i, a in enumerate(atoms) if kept(a)]
+
+
+def _atom_case(atoms: list[_Atom]) -> str:
+    """SQL giving each event its atom id (a SMALLINT)."""
+    whens = []
+    for i, a in enumerate(atoms):
+        if a.event_type is None:
+            continue
+        cond = f"{EVENT_TYPE} = {_lit(a.event_type)}"
+        if a.column is not None and a.value is not None:
+            cond += f" AND {_q(a.column)} = {_lit(a.value)}"
+        whens.append(f"WHEN {cond} THEN {i}")
+    return f"CAST(CASE {' '.join(whens)} ELSE {len(atoms) - 1} END AS SMALLINT)"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How per-atom counts are packed into HUGEINT words so running sums need few window aggregates.
+
+    Sums of packed words equal packed sums as long as no slot overflows, which ``bits`` (from the
+    most events any spine lead has) guarantees; differences of running sums never borrow either,
+    since counts only grow with time.
+    """
+
+    atoms: tuple[_Atom, ...]
+    bits: int
+
+    @property
+    def per_word(self) -> int:
+        return max(1, 126 // self.bits)
+
+    @property
+    def words(self) -> int:
+        return -(-len(self.atoms) // self.per_word)
+
+    def pack(self, word: int) -> str:
+        """The SQL value an event (atom id ``k``) adds to ``word``."""
+        return (f"CASE WHEN e.k // {self.per_word} = {word} "
+                f"THEN CAST(1 AS HUGEINT) << ({self.bits} * (e.k % {self.per_word})) END")
+
+    def unpack(self, atom: int, packed: str) -> str:
+        """SQL extracting the count of ``atom`` from the packed word expression ``packed``."""
+        shift = self.bits * (atom % self.per_word)
+        return f"CAST((({packed}) >> {shift}) & {(1 << self.bits) - 1} AS INTEGER)"
+
+
+def _recency_keys(catalog: Catalog) -> list[str]:
+    return list(dict.fromkeys(f.events.key for f in catalog if f.kind is Kind.RECENCY))
+
+
+def _offsets(catalog: Catalog) -> list[int]:
+    """Window starts (days before the cutoff) that need a boundary."""
+    days: set[int] = set()
+    for f in catalog:
+        if f.kind in (Kind.COUNT, Kind.RATE) and f.window is not None:
+            days.add(f.window)
+        elif f.kind is Kind.MOMENTUM:
+            days.update({f.window, f.window + f.before_days})
+    return sorted(days)
+
+
+def _event_columns(catalog: Catalog) -> set[str]:
+    cols = {EVENT_TYPE}
+    for flt in _filters(catalog).values():
+        cols |= flt.columns
+    cols |= {f.column for f in catalog if f.kind is Kind.DISTINCT_VALUES}
+    return cols
+
+
+def _count_expr(key: str, off: int | None, filters: dict[str, EventFilter], atoms: list[_Atom]) -> str:
+    """Events of filter ``key`` in ``[c - off days, c)`` (all before ``c`` when ``off`` is None)."""
+    w = "all" if off is None else off
+    ids = _atom_ids(filters[key], atoms)
+    if len(ids) > len(atoms) / 2:  # shorter as the total minus what the filter leaves out
+        rest = [f"a{i}_{w}" for i in range(len(atoms)) if i not in set(ids)]
+        return "(" + " - ".join([f"tot_{w}", *rest]) + ")"
+    return "(" + (" + ".join(f"a{i}_{w}" for i in ids) if ids else "0") + ")"
+
+
+def _feature_expr(f: Feature, filters: dict[str, EventFilter], atoms: list[_Atom]) -> str:
+    """The SQL value of ``f`` over the per-snapshot row (atom counts ``a<id>_<window>``, maxima ``m_<key>``)."""
+    def n(key: str, off: int | None) -> str:
+        return _count_expr(key, off, filters, atoms)
+
+    if f.kind is Kind.COUNT:
+        return f"CAST({n(f.events.key, f.window)} AS INTEGER)"
+    if f.kind is Kind.RECENCY:
+        return f"CAST((c - {_q('m_' + f.events.key)}) / {DAY_US}.0 AS FLOAT)"
+    if f.kind is Kind.MOMENTUM:
+        k, r, b = f.events.key, f.window, f.window + f.before_days
+        before = f"({n(k, b)} - {n(k, r)})"
+        return f"CAST({n(k, r)} / (({before} + 1) * {r / f.before_days!r}) AS FLOAT)"
+    if f.kind is Kind.RATE:
+        return f"CAST({n(f.events.key, f.window)} / NULLIF({n(f.denominator.key, f.window)}, 0) AS FLOAT)"
+    if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES):
+        return f"CAST(COALESCE({_q('u_' + f.name)}, 0) AS INTEGER)"
+    if f.kind is Kind.SINCE:
+        return f"CAST((c - {_q('l_' + f.column)}) / {DAY_US}.0 AS FLOAT)"
+    if f.kind is Kind.ATTRIBUTE:
+        return f"CAST({_q('l_' + f.column)} AS {'VARCHAR' if f.categorical else 'DOUBLE'})"
+    raise ValueError(f"no SQL for feature kind {f.kind}")
+
+
+def _k_in(ids: list[int], n_atoms: int) -> str:
+    """SQL: the event's atom ``e.k`` is one of ``ids`` (written as the shorter of the set or its complement)."""
+    if not ids:
+        return "FALSE"
+    rest = [i for i in range(n_atoms) if i not in set(ids)]
+    if not rest:
+        return "TRUE"
+    if len(rest) < len(ids):
+        return f"e.k NOT IN ({', '.join(map(str, rest))})"
+    return f"e.k IN ({', '.join(map(str, ids))})"
+
+
+def _usage_sql(catalog: Catalog, atoms: list[_Atom]) -> str | None:
+    """Per-snapshot distinct days / values, from a direct join of the spine with the (small) matching subset."""
+    feats = [f for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
+    if not feats:
+        return None
+    ids = sorted({i for f in feats for i in _atom_ids(f.events, atoms)})
+    aggs = []
+    for f in feats:
+        ok = [_k_in(_atom_ids(f.events, atoms), len(atoms))]
+        if f.window is not None:
+            ok.append(f"e.t >= s.c - {f.window * DAY_US}")
+        what = f"e.t // {DAY_US}" if f.kind is Kind.ACTIVE_DAYS else "e.prop"
+        aggs.append(f"count(DISTINCT {what}) FILTER (WHERE {' AND '.join(ok)}) AS {_q('u_' + f.name)}")
+    return (
+        f"SELECT s._sid, {', '.join(aggs)} FROM spine s JOIN ev e ON e.{LEAD_ID} = s.{LEAD_ID} AND e.t < s.c "
+        f"WHERE {_k_in(ids, len(atoms))} GROUP BY s._sid"
+    )
+
+
+def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
+    """The build as SQL statements over temp tables ``spine`` and ``ev``; the last one selects the result."""
+    atoms = list(layout.atoms)
+    filters = _filters(catalog)
+    offsets = _offsets(catalog)
+    recency = _recency_keys(catalog)
+    offs = ", ".join(f"({o * DAY_US})" for o in [0, *offsets])
+    words = [f"w{j}" for j in range(layout.words)]
+    sums = [f"sum({layout.pack(j)}) AS w{j}" for j in range(layout.words)]
+    maxes = [f"max(CASE WHEN {_k_in(_atom_ids(filters[k], atoms), len(atoms))} THEN e.t END) AS {_q('m_' + k)}"
+             for k in recency]
+    part = f"PARTITION BY bd.{LEAD_ID} ORDER BY bd.b"
+    win = f"OVER ({part} ROWS UNBOUNDED PRECEDING)"
+    running = [f"COALESCE(sum(a.{w}) {win}, 0) AS {w}" for w in words]
+    # events in [c - o, c) are those assigned to a boundary in (c - o, c]: a RANGE frame on b
+    running += [
+        f"COALESCE(sum(a.{w}) OVER ({part} RANGE BETWEEN {o * DAY_US - 1} PRECEDING AND CURRENT ROW), 0) "
+        f"AS {w}_{o}"
+        for o in offsets for w in words
+    ]
+    # intervals are disjoint and in time order, so the running max is the last non-null interval max
+    running += [f"last_value(a.{_q('m_' + k)} IGNORE NULLS) {win} AS {_q('m_' + k)}" for k in recency]
+    steps = [
+        # boundaries: every cutoff and window start of every snapshot, once per lead
+        f"CREATE OR REPLACE TEMP TABLE bounds AS SELECT {LEAD_ID}, c - o AS b, bool_or(o = 0) AS is_cutoff "
+        f"FROM spine, (VALUES {offs}) v(o) GROUP BY ALL",
+        # each event goes to the first boundary after it: C(b) = events before b = running sum up to b
+        f"CREATE OR REPLACE TEMP TABLE agg AS SELECT e.{LEAD_ID}, bd.b, {', '.join(sums + maxes)} "
+        f"FROM ev e ASOF JOIN bounds bd ON e.{LEAD_ID} = bd.{LEAD_ID} AND e.t < bd.b GROUP BY e.{LEAD_ID}, bd.b",
+        # running and windowed sums at every boundary, kept at the cutoffs only
+        f"CREATE OR REPLACE TEMP TABLE cum AS SELECT * EXCLUDE (is_cutoff) FROM ("
+        f"SELECT bd.{LEAD_ID}, bd.b, bd.is_cutoff, {', '.join(running)} "
+        f"FROM bounds bd LEFT JOIN agg a ON a.{LEAD_ID} = bd.{LEAD_ID} AND a.b = bd.b) WHERE is_cutoff",
+    ]
+    usage = _usage_sql(catalog, atoms)
+    if usage:
+        steps.append(f"CREATE OR REPLACE TEMP TABLE usage AS {usage}")
+    key = [f"s.{LEAD_ID}", f"s.{CUTOFF}"] + ([f"s.{LABEL}"] if has_label else [])
+    inner = [*key, "s._sid", "s.c"]
+    inner += [layout.unpack(i, f"c0.w{i // layout.per_word}") + f" AS a{i}_all" for i in range(len(atoms))]
+    for o in offsets:
+        inner += [
+            layout.unpack(i, f"c0.w{i // layout.per_word}_{o}") + f" AS a{i}_{o}"
+            for i in range(len(atoms))
+        ]
+    inner += [f"c0.{_q('m_' + k)}" for k in recency]
+    totals = [
+        "(" + " + ".join(f"a{i}_{w}" for i in range(len(atoms))) + f") AS tot_{w}" for w in ["all", *offsets]
+    ]
+    joins = [f"JOIN cum c0 ON c0.{LEAD_ID} = s.{LEAD_ID} AND c0.b = s.c"]
+    if usage:
+        joins.append("LEFT JOIN usage u ON u._sid = s._sid")
+        inner += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
+    lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
+    joins.append(f"LEFT JOIN leads l ON l.{LEAD_ID} = s.{LEAD_ID}")
+    inner += [f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols]
+    outer = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else [])
+    outer += [f"{_feature_expr(f, filters, atoms)} AS {_q(f.name)}" for f in catalog]
+    steps.append(
+        f"SELECT {', '.join(outer)} FROM (SELECT *, {', '.join(totals)} FROM "
+        f"(SELECT {', '.join(inner)} FROM spine s {' '.join(joins)})) ORDER BY _sid"
+    )
+    return steps
+
+
+# --- running it ----------------------------------------------------------------------------------
+
+
+def _connect(threads: int, memory_limit: str, temp_dir: str | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    if temp_dir:
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        con.execute("SET temp_directory = ?", [str(temp_dir)])
+    return con
+
+
+def _events_source(con: duckdb.DuckDBPyConnection, events: str | list[str] | pd.DataFrame | pa.Table) -> str:
+    """A SQL relation for the events: a Parquet glob/list, or an in-memory frame registered as ``events_in``."""
+    if isinstance(events, (pd.DataFrame, pa.Table)):
+        con.register("events_in", events)
+        return "events_in"
+    files = [events] if isinstance(events, (str, os.PathLike)) else list(events)
+    return "read_parquet([" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "])"
+
+
+def _lead_columns(leads: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """The leads columns the catalog reads; categorical attributes as text ("true"/"false" for booleans)."""
+    out = {LEAD_ID: leads[LEAD_ID]}
+    for f in catalog:
+        if f.kind is Kind.SINCE:
+            out[f.column] = leads[f.column]
+        elif f.kind is Kind.ATTRIBUTE:
+            col = leads[f.column]
+            out[f.column] = col.map(category_text, na_action="ignore").astype(object) if f.categorical else col
+    return pd.DataFrame(out)
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, spine: pd.DataFrame,
+             catalog: Catalog) -> tuple[_Layout, dict[str, Any]]:
+    """Create ``spine``, ``leads`` and ``ev`` (atom-coded events of spine leads before their last cutoff)."""
+    keep = [LEAD_ID, CUTOFF] + ([LABEL] if LABEL in spine.columns else [])
+    con.register("spine_in", spine[keep].assign(_sid=range(len(spine))))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE spine AS SELECT *, epoch_us(CAST({CUTOFF} AS TIMESTAMPTZ)) AS c "
+        "FROM spine_in"
+    )
+    con.register("leads_in", _lead_columns(leads, catalog))
+    since = {f.column for f in catalog if f.kind is Kind.SINCE}
+    lead_cols = [
+        f"epoch_us(CAST({_q(c)} AS TIMESTAMPTZ)) AS {_q(c)}" if c in since else _q(c)
+        for c in _lead_columns(leads.iloc[:0], catalog).columns
+    ]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE leads AS SELECT {', '.join(lead_cols)} FROM leads_in "
+                f"WHERE {LEAD_ID} IN (SELECT DISTINCT {LEAD_ID} FROM spine)")
+
+    filters = _filters(catalog)
+    atoms = _atoms(filters)
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    props = [
+        (f"{_q(c)}" if c in present else "CAST(NULL AS VARCHAR)") + f" AS {_q(c)}"
+        for c in sorted(_event_columns(catalog) - {EVENT_TYPE})
+    ]
+    distinct = [f for f in catalog if f.kind is Kind.DISTINCT_VALUES]
+    if len({f.column for f in distinct}) > 1:
+        raise ValueError("distinct-value features over more than one event property are not supported")
+    prop = (f"CASE WHEN {distinct[0].events.sql()} THEN {_q(distinct[0].column)} END"
+            if distinct else "CAST(NULL AS VARCHAR)")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE ev AS SELECT {LEAD_ID}, t, {_atom_case(atoms)} AS k, {prop} AS prop, "
+        f"CASE WHEN {_atom_case(atoms)} = {len(atoms) - 1} THEN {EVENT_TYPE} END AS other_type "
+        f"FROM (SELECT e.{LEAD_ID}, epoch_us(CAST(e.{TS} AS TIMESTAMPTZ)) AS t, e.{EVENT_TYPE}, "
+        f"{', '.join(props) or 'NULL AS _none'} FROM {source} e) e "
+        f"JOIN (SELECT {LEAD_ID}, max(c) AS cmax FROM spine GROUP BY {LEAD_ID}) last USING ({LEAD_ID}) "
+        "WHERE t < last.cmax"
+    )
+    most = con.execute(f"SELECT max(n) FROM (SELECT count(*) AS n FROM ev GROUP BY {LEAD_ID})").fetchall()[0][0]
+    layout = _Layout(tuple(atoms), bits=max(1, int(most or 0).bit_length()))
+    unknown = con.execute(
+        "SELECT other_type, count(*) FROM ev WHERE other_type IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return layout, {
+        "events_scanned": int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]),
+        "events_used": int(con.execute("SELECT count(*) FROM ev").fetchall()[0][0]),
+        "unknown_event_types": {str(k): int(v) for k, v in unknown},
+    }
+
+
+def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, has_label: bool) -> tuple[str, int]:
+    """Execute the build up to the final SELECT, which is returned with the number of boundaries."""
+    steps = _plan(catalog, layout, has_label)
+    for sql in steps[:-1]:
+        con.execute(sql)
+    boundaries = int(con.execute("SELECT count(*) FROM bounds").fetchall()[0][0])
+    return steps[-1], boundaries
+
+
+def build_features(
+    leads: pd.DataFrame,
+    events: pd.DataFrame | pa.Table,
+    spine: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    threads: int = 1,
+    memory_limit: str = "2GB",
+) -> pd.DataFrame:
+    """In-memory variant of ``build_snapshots`` (same SQL): the snapshot frame for small inputs."""
+    with _connect(threads, memory_limit, None) as con:
+        source = _events_source(con, events)
+        layout, _ = _prepare(con, leads, source, spine, catalog)
+        select, _ = _run(con, catalog, layout, LABEL in spine.columns)
+        return con.sql(select).to_arrow_table().to_pandas()
+
+
+def build_snapshots(
+    leads: pd.DataFrame,
+    events_glob: str | list[str],
+    spine: pd.DataFrame,
+    catalog: Catalog,
+    out_path: str | Path,
+    *,
+    threads: int,
+    memory_limit: str,
+    temp_dir: str | None,
+) -> BuildStats:
+    """Write the snapshot Parquet: ``lead_id, cutoff[, label]`` then the catalog's features in order.
+
+    ``spine`` is a training spine ``(lead_id, cutoff, label)`` or a scoring spine ``(lead_id, cutoff)``;
+    rows keep the spine's order. Events are read from Parquet by DuckDB, out of core.
+    """
+    start = time.perf_counter()
+    with _connect(threads, memory_limit, temp_dir) as con:
+        layout, seen = _prepare(con, leads, _events_source(con, events_glob), spine, catalog)
+        select, boundaries = _run(con, catalog, layout, LABEL in spine.columns)
+        out = str(out_path).replace("'", "''")
+        con.execute(f"COPY ({select}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+    if temp_dir and Path(temp_dir).is_dir() and not any(Path(temp_dir).iterdir()):
+        Path(temp_dir).rmdir()  # DuckDB removes its spill files; leave no empty folder behind
+    return BuildStats(
+        seconds=round(time.perf_counter() - start, 3), rows=int(len(spine)), features=len(catalog),
+        boundaries=boundaries, **seen,
+    )
