@@ -3,9 +3,16 @@
 The time axis is cut at two cutoff dates ``t1 < t2`` taken from the row fractions:
 train is ``cutoff < t1 - gap``, calibration ``t1 <= cutoff < t2 - gap``, test ``cutoff >= t2``.
 With ``gap = horizon_days`` no label window of an earlier part (cutoff + horizon) reaches
-into the next part. A lead whose snapshots fall in two parts is kept in the *later* part
-and its rows are dropped from the earlier one: the test part then holds every open MQL of
-its period, as batch scoring would see them, and only training loses rows (reported).
+into the next part. No lead is in two parts: a lead belongs to the part in which its *first*
+snapshot (its MQL) falls, and its later rows in later parts are dropped (counted in the summary);
+a lead whose first snapshot falls in a gap is left out.
+
+Why the first snapshot and not the last: a lead only has snapshots while it is open, so "the
+latest part a lead reaches" depends on whether it converted; keeping such leads out of the
+earlier parts would select converters into train and calibration (in the simulated base the
+calibration part's positive rate doubled) and miscalibrate the model. The MQL time is known at the
+first cutoff and says nothing about the outcome, so every part is an unbiased sample of its
+cohort's snapshots.
 """
 
 from __future__ import annotations
@@ -78,12 +85,17 @@ def split_out_of_time(snapshots: pd.DataFrame, params: SplitParams, horizon_days
     part[((cutoff >= t1) & (cutoff < t2 - gap)).to_numpy()] = 1
     part[(cutoff >= t2).to_numpy()] = 2
 
-    # Each lead belongs to the latest part it has rows in; its rows in earlier parts are dropped.
-    lead_part = pd.Series(part).groupby(snapshots[LEAD_ID].to_numpy()).max()
-    latest = lead_part.reindex(snapshots[LEAD_ID].to_numpy()).to_numpy()
+    # Each lead belongs to the part of its first snapshot (see the module docstring).
+    ids = snapshots[LEAD_ID].to_numpy()
+    first_cutoff = cutoff.groupby(ids).transform("min")
+    home = np.full(len(snapshots), -1, dtype=np.int8)
+    home[(first_cutoff < t1 - gap).to_numpy()] = 0
+    home[((first_cutoff >= t1) & (first_cutoff < t2 - gap)).to_numpy()] = 1
+    home[(first_cutoff >= t2).to_numpy()] = 2
     in_gap = part == -1
-    shared = (part >= 0) & (part < latest)
-    keep = ~in_gap & ~shared
+    started_in_gap = ~in_gap & (home == -1)
+    earlier = ~in_gap & (home >= 0) & (home < part)
+    keep = ~in_gap & (home == part)
 
     frames = {name: snapshots.loc[keep & (part == i)].reset_index(drop=True) for i, name in enumerate(PARTS)}
     summary: dict[str, Any] = {
@@ -95,8 +107,11 @@ def split_out_of_time(snapshots: pd.DataFrame, params: SplitParams, horizon_days
         "input_rows": int(len(snapshots)),
         "dropped_rows": {
             "gap": int(in_gap.sum()),
-            "lead_in_later_part": {
-                name: int((shared & (part == i)).sum()) for i, name in enumerate(PARTS[:2])
+            "lead_in_earlier_part": {
+                name: int((earlier & (part == i)).sum()) for i, name in enumerate(PARTS) if i > 0
+            },
+            "lead_started_in_gap": {
+                name: int((started_in_gap & (part == i)).sum()) for i, name in enumerate(PARTS) if i > 0
             },
         },
     }

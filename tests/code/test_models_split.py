@@ -42,7 +42,8 @@ def _check_invariants(frame: pd.DataFrame, params: SplitParams, horizon: int) ->
     if len(train) and len(test):
         assert train["cutoff"].max() + gap < test["cutoff"].min()
     s = result.summary
-    dropped = s["dropped_rows"]["gap"] + sum(s["dropped_rows"]["lead_in_later_part"].values())
+    d = s["dropped_rows"]
+    dropped = d["gap"] + sum(d["lead_in_earlier_part"].values()) + sum(d["lead_started_in_gap"].values())
     assert s["input_rows"] == len(train) + len(cal) + len(test) + dropped
     for name, part in (("train", train), ("calibration", cal), ("test", test)):
         assert s[name]["rows"] == len(part)
@@ -76,11 +77,39 @@ def test_string_lead_ids_split_the_same_way():
     assert a == b
 
 
-def test_test_part_keeps_every_row_of_its_period():
+def test_a_lead_belongs_to_the_part_of_its_first_snapshot():
     frame = _frame(2000, seed=2)
     result = split_out_of_time(frame, SplitParams(), HORIZON)
-    t2 = pd.Timestamp(result.summary["t2"])
-    assert len(result.test) == int((frame["cutoff"] >= t2).sum())
+    t1, t2 = pd.Timestamp(result.summary["t1"]), pd.Timestamp(result.summary["t2"])
+    first = frame.groupby("lead_id")["cutoff"].min()
+    assert (first[result.test["lead_id"].unique()] >= t2).all()
+    cal_first = first[result.calibration["lead_id"].unique()]
+    assert ((cal_first >= t1) & (cal_first < t2)).all()
+    # every row of the test period whose lead started in it is kept
+    started = frame["lead_id"].map(first) >= t2
+    assert len(result.test) == int((started & (frame["cutoff"] >= t2)).sum())
+
+
+def test_parts_are_not_enriched_with_converters():
+    """Leads close when they convert, so they stop having snapshots: a split that kept a lead in the
+    latest part it reaches would push converters into the earlier parts. Each part's positive rate
+    must stay the per-snapshot rate (10 % here)."""
+    rng = np.random.default_rng(11)
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    rows = []
+    for lead in range(6000):
+        first = rng.uniform(0, 700)
+        for k in range(12):
+            y = int(rng.random() < 0.10)
+            rows.append((lead, start + pd.Timedelta(days=first + 14 * k), y))
+            if y:
+                break
+    frame = pd.DataFrame(rows, columns=["lead_id", "cutoff", "label"]).astype({"label": "int8"})
+    frame["cutoff"] = frame["cutoff"].dt.as_unit("us")
+    result = split_out_of_time(frame, SplitParams(), HORIZON)
+    for name in ("train", "calibration", "test"):
+        rate = result.part(name)["label"].mean()
+        assert abs(rate - 0.10) < 0.02, (name, rate)
 
 
 def test_boundaries_follow_row_fractions():
