@@ -38,26 +38,6 @@ from models.plots import curve_figures
 from models.split import SplitParams, split_out_of_time
 
 MODELS: tuple[str, ...] = ("lightgbm", "logreg", "points")
-SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
-    "collections.OrderedDict",
-    "lightgbm.basic.Booster",
-    "models.lgbm.FeatureSpec",
-    "models.lgbm.LGBMParams",
-    "models.lgbm.LGBMScorer",
-    "models.lgbm.SearchParams",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "models.baselines.signed_log1p",
-    "models.baselines.to_float_frame",
-    "models.baselines.to_level_frame",
-    "numpy.dtype",
-    "models.baselines.BehaviourRule",
-    "models.baselines.FitRule",
-    "models.baselines.PointsModel",
-    "models.baselines.PointsParams",
-)
-"""Types in ``TrainResult.models`` that skops (MLflow's default sklearn format) must be told to trust:
-pass as ``mlflow.sklearn.log_model(..., skops_trusted_types=list(SKOPS_TRUSTED_TYPES))``."""
 ORACLE_COLUMN = "true_probability"
 
 

@@ -13,6 +13,8 @@ from features.errors import DataContractError
 from pipelines.config import ParamsError
 from pipelines.console import console
 from pipelines.tracking import TrackingError
+from models.scorer import FeatureColumnsError
+from pipelines.stages.score import OutputError
 
 app = typer.Typer(
     name="leadlift",
@@ -31,7 +33,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (DataContractError, ParamsError, TrackingError) as exc:
+        except (DataContractError, ParamsError, TrackingError, FeatureColumnsError, OutputError) as exc:
             console.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
@@ -88,6 +90,7 @@ def features(
 @_user_errors
 def train(
     snapshots: Annotated[Path, typer.Option(help="Training snapshots (Parquet) from the features stage.")],
+    leads: Annotated[Path, typer.Option(help="Validated leads (Parquet): their columns define the catalog.")],
     metrics: Annotated[Path, typer.Option(help="Where to write the metrics (JSON, a DVC metrics file).")],
     plots: Annotated[Path, typer.Option(help="Folder for the curve tables (CSV, DVC plots).")],
     run: Annotated[Path, typer.Option(help="Where to write the MLflow run, model version and promotion (JSON).")],
@@ -99,7 +102,38 @@ def train(
     """Train, calibrate and evaluate the models; track in MLflow; register and maybe promote."""
     from pipelines.stages import train as stage
 
-    stage.main(params, snapshots, oracle, metrics, plots, run)
+    stage.main(params, snapshots, leads, oracle, metrics, plots, run)
+
+
+@app.command()
+@_user_errors
+def export(
+    run: Annotated[Path, typer.Option(help="The train stage's run file (reports/train_run.json).")],
+    out: Annotated[Path, typer.Option(help="Folder for the exported MLflow pyfunc scorer.")],
+    report: Annotated[Path, typer.Option(help="What was exported (JSON).")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Export the champion (or this run's model) as a local MLflow pyfunc scorer folder."""
+    from pipelines.stages import export as stage
+
+    stage.main(params, run, out, report)
+
+
+@app.command()
+@_user_errors
+def score(
+    scorer: Annotated[str, typer.Option(help="Exported scorer folder, runs:/… or models:/lead-propensity@champion.")],
+    leads: Annotated[Path, typer.Option(help="Validated leads (Parquet).")],
+    events: Annotated[Path, typer.Option(help="Folder of validated events (Parquet parts).")],
+    out: Annotated[Path, typer.Option(help="Where to write the scores (Parquet).")],
+    csv: Annotated[Path | None, typer.Option(help="Also write the scores as CSV here.")] = None,
+    as_of: Annotated[str, typer.Option(help="Score as of: now (UTC), data-end, or an ISO time.")] = "now",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Score every open MQL as of a time: probability, flag, tier and reasons per lead."""
+    from pipelines.stages import score as stage
+
+    stage.main(params, scorer, leads, events, out, csv, as_of)
 
 
 if __name__ == "__main__":

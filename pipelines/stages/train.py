@@ -16,9 +16,13 @@ from typing import Any
 import pandas as pd
 
 from features.builder import FeaturesParams
+from features.catalog import build_catalog, discover_attributes
+from features.contract import LEAD_ID
 from features.io import atomic_path, write_json_atomic
+from models.reasons import ReasonBook
 from models.registry import PromotionParams, decide_promotion
-from models.train import SKOPS_TRUSTED_TYPES, TrainParams, TrainResult, metrics_on_test_part, train_all
+from models.scorer import LeadScorer, ScorerParams
+from models.train import TrainParams, TrainResult, metrics_on_test_part, train_all
 from pipelines.config import load_section
 from pipelines.console import console
 from pipelines.tracking import (
@@ -38,6 +42,7 @@ CHALLENGER, CHAMPION = "challenger", "champion"
 def main(
     params_path: Path,
     snapshots_in: Path,
+    leads_in: Path,
     oracle_in: Path | None,
     metrics_out: Path,
     plots_out: Path,
@@ -47,15 +52,25 @@ def main(
     root = Path(root or Path.cwd())
     params = load_section(params_path, "train", TrainParams)
     registry = load_section(params_path, "registry", PromotionParams)
-    horizon = load_section(params_path, "features", FeaturesParams).horizon_days
+    features = load_section(params_path, "features", FeaturesParams)
+    scorer_params = load_section(params_path, "scorer", ScorerParams)
+    horizon = features.horizon_days
     uri = tracking_uri(root)
     check_tracking(uri)  # before the long part: a dead server should fail in a second, not after training
     snapshots = pd.read_parquet(snapshots_in)
     oracle = pd.read_parquet(oracle_in) if oracle_in is not None and Path(oracle_in).exists() else None
-    inputs = [Path(snapshots_in), *([Path(oracle_in)] if oracle is not None else [])]
+    catalog = build_catalog(features.windows, discover_attributes(pd.read_parquet(leads_in)))
+    inputs = [Path(snapshots_in), Path(leads_in), *([Path(oracle_in)] if oracle is not None else [])]
+
+    def make_scorer(result: TrainResult) -> LeadScorer:
+        book = ReasonBook.from_catalog(catalog, result.spec.names)
+        return LeadScorer(result.calibrated, book, scorer_params, best_f1_threshold=result.threshold,
+                          model_name=registry.model_name)
 
     with mlflow_errors(uri):
-        run_info, result = _tracked_training(root, uri, params, registry, horizon, snapshots, oracle, inputs)
+        run_info, result = _tracked_training(
+            root, uri, params, registry, horizon, snapshots, oracle, inputs, make_scorer
+        )
 
     write_json_atomic(result.metrics, metrics_out)
     _write_curves(result, plots_out)
@@ -74,10 +89,13 @@ def _tracked_training(
     snapshots: pd.DataFrame,
     oracle: pd.DataFrame | None,
     inputs: list[Path],
+    make_scorer: Any,
 ) -> tuple[dict[str, Any], TrainResult]:
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
+
+    from models.pyfunc import LeadScorerModel
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -114,22 +132,22 @@ def _tracked_training(
         for kind, figure in result.figures.items():
             mlflow.log_figure(figure, f"plots/{kind}.png")
 
+        scorer = make_scorer(result)
         features = result.spec.names
-        # integers as doubles in the signature: a count may be missing in tomorrow's data
-        x_example = snapshots[features].head(5).astype(
-            {c: "float64" for c in features if pd.api.types.is_integer_dtype(snapshots[c].dtype)}
-        )
-        signature = infer_signature(x_example, result.calibrated.predict_proba(x_example)[:, 1])
-        info = mlflow.sklearn.log_model(
-            result.calibrated,
+        example = snapshots[[LEAD_ID, *features]].head(5)
+        example = example.astype({c: object for c in features if isinstance(example[c].dtype, pd.CategoricalDtype)})
+        model = LeadScorerModel(scorer)
+        signature = infer_signature(example, model.predict(None, example))
+        signature.inputs = input_schema(snapshots, features)
+        info = mlflow.pyfunc.log_model(
             name="model",
+            python_model=model,
             signature=signature,
-            input_example=x_example,
+            input_example=example,
             registered_model_name=registry.model_name,
-            serialization_format="skops",
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
             pip_requirements=_requirements(),
             code_paths=[str(Path(__file__).resolve().parents[2] / pkg) for pkg in ("models", "features")],
+            metadata={"catalog_version": scorer.catalog_version},
         )
         version = str(info.registered_model_version)
         client.set_registered_model_alias(registry.model_name, CHALLENGER, version)
@@ -173,7 +191,7 @@ def _champion_metrics(
     except MlflowException:
         return None, None, None
     try:
-        champion = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+        champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model().scorer
         metrics = metrics_on_test_part(champion, snapshots, params, horizon_days=horizon)
     except Exception as exc:  # noqa: BLE001 (any failure to score means it cannot be compared)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -183,11 +201,25 @@ def _champion_metrics(
     return metrics, str(current.version), None
 
 
+def input_schema(snapshots: pd.DataFrame, features: list[str]) -> Any:
+    """The scorer's input signature: every model feature by name; text features typed as strings,
+    numbers and flags accepted as any number (the scorer converts them itself, so a count sent as
+    ``2`` or ``2.0`` or missing is fine); ``lead_id`` optional."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    def spec(col: str) -> Any:
+        dtype = snapshots[col].dtype
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+        return ColSpec(AnyType() if numeric or pd.api.types.is_bool_dtype(dtype) else "string", col)
+
+    return Schema([ColSpec(AnyType(), LEAD_ID, required=False), *(spec(c) for c in features)])
+
+
 def _requirements() -> list[str]:
     """The model's runtime requirements, pinned to what is installed (no slow import inference)."""
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "skops", "pydantic", "pyarrow", "mlflow")]
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "lightgbm", "pandas", "numpy", "scipy", "pydantic", "pyarrow", "duckdb", "mlflow")]
 
 
 def _write_curves(result: TrainResult, plots_out: Path) -> None:

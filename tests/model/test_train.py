@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from features.errors import DataContractError
 from models.guards import DroppedFeatureWarning
 from models.lgbm import LGBMParams, SearchParams
-from models.train import SKOPS_TRUSTED_TYPES, TrainParams, train_all
+from models.train import TrainParams, train_all
 from tests.model.synthetic import make_snapshots
 
 HORIZON = 30
@@ -163,15 +163,3 @@ def test_params_refuse_unknown_keys_and_wrong_types():
         {"split": {"train": 0.7, "calibration": 0.15, "test": 0.15}, "flag": {"policy": "best_f1"}}
     )
     assert loaded.split.train == 0.7 and loaded.flag.policy == "best_f1"
-
-
-def test_models_round_trip_through_skops_with_the_listed_trusted_types(trained, data):
-    import skops.io as sio
-
-    result, _ = trained
-    frame = data[0].head(300)
-    for model in result.models.values():
-        blob = sio.dumps(model)
-        assert set(sio.get_untrusted_types(data=blob)) <= set(SKOPS_TRUSTED_TYPES)
-        loaded = sio.loads(blob, trusted=list(SKOPS_TRUSTED_TYPES))
-        np.testing.assert_allclose(loaded.predict_proba(frame), model.predict_proba(frame))

@@ -24,6 +24,9 @@ FAST = {
 def _project(tmp_path: Path, seed: int = 0, **train_overrides) -> Path:
     snapshots, oracle = make_snapshots(3000, seed=seed)
     snapshots.to_parquet(tmp_path / "snapshots.parquet", index=False)
+    attributes = ["lead_source", "source_type", "email_domain_type", "seniority", "industry", "employees",
+                  "crm_compatible"]
+    snapshots.drop_duplicates("lead_id")[["lead_id", *attributes]].to_parquet(tmp_path / "leads.parquet")
     oracle.to_parquet(tmp_path / "oracle.parquet", index=False)
     params = {"features": {"horizon_days": 30}, "train": {**FAST, **train_overrides}, "registry": {}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -32,7 +35,7 @@ def _project(tmp_path: Path, seed: int = 0, **train_overrides) -> Path:
 
 def _run(root: Path) -> dict:
     stage.main(
-        root / "params.yaml", root / "snapshots.parquet", root / "oracle.parquet",
+        root / "params.yaml", root / "snapshots.parquet", root / "leads.parquet", root / "oracle.parquet",
         root / "reports/metrics.json", root / "reports/plots", root / "reports/train_run.json", root=root,
     )
     return json.loads((root / "reports/train_run.json").read_text())
@@ -71,12 +74,14 @@ def test_train_stage_tracks_registers_and_promotes(tmp_path, embedded):
 
     assert first["model_version"] == "1" and first["promotion"]["promote"]
     assert str(client.get_model_version_by_alias("lead-propensity", "champion").version) == "1"
-    loaded = mlflow.sklearn.load_model("models:/lead-propensity@champion")
+    loaded = mlflow.pyfunc.load_model("models:/lead-propensity@champion")
     info = mlflow.models.get_model_info("models:/lead-propensity@champion")
     assert info.signature is not None and "demo_request_count_90d" in info.signature.inputs.input_names()
-    fresh = make_snapshots(50, seed=9)[0]
-    p = loaded.predict_proba(fresh)[:, 1]
-    assert p.shape == (len(fresh),) and ((p > 0) & (p < 1)).all()
+    fresh = make_snapshots(50, seed=9)[0].astype({"industry": str})  # the builder writes text, not categories
+    out = loaded.predict(fresh[info.signature.inputs.input_names()])
+    assert list(out.columns[:4]) == ["lead_id", "probability", "flag", "tier"]
+    assert out["probability"].between(0, 1).all() and len(out) == len(fresh)
+    assert out["reason_1"].str.len().gt(0).any(), "reasons are written"
 
     # A second run on the same data is as good: it is compared on the same test rows and promoted.
     second = _run(root)
