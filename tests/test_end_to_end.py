@@ -49,6 +49,18 @@ def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
         "print(c.get_model_version_by_alias('lead-propensity', 'champion').version)")], root)
     assert registered.stdout.strip() == "1", registered.stderr
 
+    export = json.loads((root / "reports/export.json").read_text())
+    assert export["model_version"] == "1" and export["source"] == "champion"
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")
+    assert list(scores.columns) == [
+        "lead_id", "probability", "flag", "tier", "reason_1", "reason_2", "reason_3", "risk_1",
+        "model_name", "model_version", "scored_at",
+    ]
+    assert len(scores) > 0 and scores["lead_id"].is_unique and scores["probability"].between(0, 1).all()
+    assert set(scores["tier"]) <= {"hot", "warm", "cold"} and (scores["model_version"] == "1").all()
+    assert (scores["reason_1"].str.len() > 0).mean() > 0.5, "most leads have a stated reason"
+    assert len(pd.read_csv(root / "data/scores/scores.csv")) == len(scores)
+
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], root)
     assert shown.returncode == 0 and "roc_auc" in shown.stdout, shown.stderr
     plots = run([sys.executable, "-m", "dvc", "plots", "show", "--json"], root)
