@@ -4,6 +4,7 @@ local MLflow model folder that batch scoring and `mlflow models serve` load with
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,7 @@ class ExportParams(BaseModel):
 
 
 def main(params_path: Path, run_in: Path, out: Path, report_out: Path) -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per stage in DVC logs
     params = load_section(params_path, "export", ExportParams)
     registry = load_section(params_path, "registry", PromotionParams)
     run = json.loads(Path(run_in).read_text())

@@ -93,7 +93,7 @@ def _tracked_training(
 ) -> tuple[dict[str, Any], TrainResult]:
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     from models.pyfunc import LeadScorerModel
 
@@ -137,8 +137,9 @@ def _tracked_training(
         example = snapshots[[LEAD_ID, *features]].head(5)
         example = example.astype({c: object for c in features if isinstance(example[c].dtype, pd.CategoricalDtype)})
         model = LeadScorerModel(scorer)
-        signature = infer_signature(example, model.predict(None, example))
-        signature.inputs = input_schema(snapshots, features)
+        signature = ModelSignature(
+            inputs=input_schema(snapshots, features), outputs=infer_signature(model.predict(None, example)).inputs
+        )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
@@ -156,8 +157,8 @@ def _tracked_training(
             client, registry.model_name, snapshots, params, horizon
         )
         decision = decide_promotion(result.metrics["test"]["lightgbm"], champion_metrics, registry)
-        if champion_note:
-            decision = type(decision)(decision.promote, f"{decision.reason} ({champion_note})", decision.challenger, None)
+        if champion_note:  # a champion exists but cannot be measured on these rows: it is replaced
+            decision = type(decision)(True, f"{champion_note}; the challenger replaces it", decision.challenger, None)
         if decision.promote:
             client.set_registered_model_alias(registry.model_name, CHAMPION, version)
         mlflow.set_tags({"promotion.promoted": str(decision.promote).lower(), "promotion.reason": decision.reason})
