@@ -19,6 +19,12 @@ OUTPUTS = {
     "reports/validation.json": "validation report",
     "reports/features.json": "snapshot counts, positives, censoring, build time",
     "reports/feature_catalog.md": "every feature with its window and reason text",
+    "reports/metrics.json": "out-of-time test metrics of lightgbm, logreg, points and the oracle (dvc metrics show)",
+    "reports/plots/": "ROC, precision-recall, reliability and gains curves (dvc plots show)",
+    "reports/train_run.json": "the MLflow run, registered model version and the champion decision",
+    "mlflow.db": "MLflow runs and registry: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db",
+    "artifacts/scorer/": "the exported scorer (MLflow pyfunc): probability, flag, tier, reasons",
+    "data/scores/": "every open MQL scored with its reasons (scores.parquet, scores.csv)",
 }
 
 
@@ -51,6 +57,13 @@ def main() -> int:
             f"snapshots: {rep['snapshots']:,} rows, {rep['positives']:,} positive "
             f"({rep['positive_rate']:.1%}), {rep['censored_snapshots']:,} censored; "
             f"data end {rep['data_end']}"
+        )
+    metrics = root / "reports/metrics.json"
+    if metrics.exists():
+        test = json.loads(metrics.read_text())["test"]
+        console.print(
+            "out-of-time test ROC AUC: "
+            + ", ".join(f"{name} {m['roc_auc']:.3f}" for name, m in test.items() if m.get("roc_auc") is not None)
         )
     return 0
 
