@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import shutil
 import tempfile
 import threading
 import time
@@ -31,7 +32,7 @@ from features.builder import FeaturesParams, build_snapshots
 from features.catalog import Catalog, Kind, build_catalog, category_text, discover_attributes
 from features.contract import CUTOFF, LABEL, LEAD_ID, TS
 from features.snapshots import snapshot_spine
-from features.timeline import latest_lead_time, resolve_data_end
+from features.timeline import latest_event_time, latest_lead_time, resolve_data_end
 
 SAMPLE_EVENTS = 10_000_000
 DAY = pd.Timedelta(days=1)
@@ -156,19 +157,14 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], int, Any]:
     return seconds, peak, result
 
 
-def _latest_event_time(glob: str) -> pd.Timestamp | None:
-    """Latest event time (read as integer microseconds: fetching a TIMESTAMPTZ needs pytz, absent here)."""
-    with duckdb.connect() as con:
-        us = con.execute(f"SELECT epoch_us(max({TS})) FROM read_parquet(?)", [glob]).fetchall()[0][0]
-    return None if us is None else pd.Timestamp(us, unit="us", tz="UTC")
 
-
-def run(sim_dir: Path, repeats: int) -> dict[str, Any]:
-    """Benchmark the builder on ``sim_dir`` (full base, then a ~10M-event sample against pandas)."""
+def run(sim_dir: Path, repeats: int, keep_snapshots: Path | None = None) -> dict[str, Any]:
+    """Benchmark the builder on ``sim_dir`` (full base, then a ~10M-event sample against pandas);
+    the full base's snapshots are copied to ``keep_snapshots`` when given (for the training benchmark)."""
     params = FeaturesParams()
     leads = pd.read_parquet(sim_dir / "leads.parquet")
     glob = str(sim_dir / "events" / "*.parquet")
-    data_end = resolve_data_end(params.as_of, _latest_event_time(glob), latest_lead_time(leads))
+    data_end = resolve_data_end(params.as_of, latest_event_time(glob), latest_lead_time(leads))
     spine = snapshot_spine(leads, data_end, params.spine())
     catalog = build_catalog(params.windows, discover_attributes(leads))
     with duckdb.connect() as con:
@@ -192,6 +188,8 @@ def run(sim_dir: Path, repeats: int) -> dict[str, Any]:
                 "build": stats.to_dict(),
             }
             print(f"[features] full: {figures['full']}", flush=True)
+            if keep_snapshots is not None:
+                shutil.copy(out, keep_snapshots)
         figures["sample"] = _sample_vs_pandas(leads, glob, spine, catalog, params, Path(tmp), repeats)
     print(f"[features] sample: {figures['sample']}", flush=True)
     return figures
