@@ -69,6 +69,7 @@ def _rate(rows: int, seconds: float) -> float:
 def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
         shap_sample: int = 2_000) -> dict[str, Any]:
     load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     with stopwatch() as t_train:
         booster = train_model()
     X, _, _ = lead_like(rows, seed=1)
@@ -104,7 +105,7 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
                 "compare figures within one run only",
         "load_average_start": [round(v, 2) for v in load_before],
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "started": started,
         "train_seconds": round(t_train["seconds"], 1),
         "treeshap_jit_compile_seconds": round(t_compile["seconds"], 2),
         "treeshap_build_seconds": round(t_build["seconds"], 2),

@@ -1,17 +1,18 @@
-"""Exact path-dependent TreeSHAP for a LightGBM binary model, fast enough for whole-base scoring.
+"""Exact path-dependent TreeSHAP for a LightGBM model, fast enough for whole-base scoring.
 
 Why hand-written: ``shap.TreeExplainer`` and LightGBM's ``pred_contrib`` compute exactly these
-values, but one row and one tree at a time (O(leaves x depth^2) each), about 0.9k rows/s for a
-300-tree model on two cores: ~20x too slow to give every lead of the base its reason codes. No
-library exploits the two facts used here.
+values, but with the EXTEND/UNWIND recursion (O(leaves x depth^2) per row and tree, heavy
+constants), about 0.9k rows/s for a 300-tree model on two cores: ~20x too slow to give every lead
+of the base its reason codes.
 
-The algorithm ("pattern-deduplicated TreeSHAP"):
+The algorithm ("leaf agreement tables", in the spirit of Fast TreeSHAP v2, Yang 2021):
 
 1. *Leaf decomposition.* With node covers (LightGBM's ``internal_count``/``leaf_count``) the
    path-dependent game of one tree is ``v(S) = sum_l v_l prod_{d in D_l} (a_ld if d in S else r_ld)``:
-   ``D_l`` the distinct features on leaf ``l``'s path, ``a_ld`` in {0, 1} whether the row agrees
-   with every split on feature ``d`` of that path, ``r_ld`` the product of the cover ratios of
-   those splits. Shapley values are linear in the game, and for one product game
+   ``D_l`` the distinct features on leaf ``l``'s path (its *slots*, numbered by first appearance
+   from the root), ``a_ld`` in {0, 1} whether the row agrees with every split on feature ``d`` of
+   that path, ``r_ld`` the product of the cover ratios of those splits. Shapley values are linear
+   in the game, and for one product game
 
        phi_j = v_l (a_j - r_j) * integral_0^1 prod_{d in D_l, d != j} (r_d (1 - t) + a_d t) dt
 
@@ -19,38 +20,114 @@ The algorithm ("pattern-deduplicated TreeSHAP"):
    degree < m, so Gauss-Legendre quadrature with ceil(m/2) nodes is *exact*; every factor is in
    [0, 1], so it is also numerically benign. This is the same quantity TreeSHAP's EXTEND/UNWIND
    recursion computes, hence equal to ``pred_contrib`` up to rounding.
-2. *Invariant.* A row enters a tree's contributions only through its decisions (left/right) at the
-   tree's split nodes, and those only through, per feature, which interval between the tree's
-   thresholds (or which category set / missing case) the value falls in. So per batch and tree
-   the rows are keyed by a mixed-radix integer of these local codes, deduplicated with a hash
-   (``pandas.factorize``), contributions are computed once per distinct pattern, and scattered
-   back (one gather per tree feature and row).
-3. *Second-level reuse.* Across the distinct patterns of a tree, each leaf sees few distinct
-   go-left vectors along its own path (keyed by one small matrix product, deduplicated with dense
-   marks) and fewer distinct agreement vectors ``a_l``; the quadrature runs once per distinct
-   (leaf, a_l), and each pattern sums its leaves' rows with a 0/1 sparse matrix product.
+2. *Tables.* A leaf's contributions depend on the row only through its agreement bits
+   ``a_l`` (an m-bit code). For every leaf with ``m <= table_slots`` the m contributions of all
+   ``2^m`` codes are precomputed once per model (``m 2^m`` doubles per leaf); leaves with more
+   slots evaluate the quadrature per row (O(m^2), rare: they are the deepest leaves).
+3. *Decisions by code.* Per batch every used feature is mapped to a small integer code (the
+   interval between the model's sorted thresholds on it, with the zero band and NaN as their own
+   codes; for categoricals the index among the categories any split names), so every split's
+   decision is one lookup in a per-split table built from LightGBM's ``NumericalDecision`` /
+   ``CategoricalDecision`` (missing types None, Zero, NaN with ``default_left``; NaN, negative and
+   unknown categories go right).
+4. *Per row and tree* (compiled with numba, blocks of rows in parallel, all trees over one block):
+   the split decisions, then in preorder each node's agreement code from its parent's (a slot's
+   bit is set at the feature's first split on the path and cleared by any later disagreeing split
+   on it, branch-free), then each leaf adds its table row to the row's contributions.
 
-Cost: per row and tree O(features of the tree) cheap vectorised ops plus one hash; per distinct
-pattern O(leaves x tree features). How much is saved depends on how often patterns repeat.
-
-Decisions replicate LightGBM's ``NumericalDecision``/``CategoricalDecision`` (missing types None,
-Zero, NaN with ``default_left``; categorical bitsets; NaN and negative codes go right).
 Only single-output models (binary, regression) are supported; linear trees are not.
+Compilation is lazy (first call) and cached on disk (``cache=True``, numba's ``__pycache__``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
+import numba
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float, compared as double)
 BATCH_ROWS = 100_000
+TABLE_SLOTS = 12  # leaves with at most this many distinct path features get a precomputed table
+TABLE_BUDGET_BYTES = 512 * 2**20  # lower the table limit per model until the tables fit this
+BLOCK_ROWS = 1024  # rows per parallel work item; all trees are run over one block before the next
+
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class Model:
+    """The whole model as flat arrays (all trees' nodes in preorder, concatenated).
+
+    Node arrays are indexed by global node id; leaves are nodes with ``leaf_id >= 0``.
+    """
+
+    tree_start: np.ndarray  # (T+1,) node range of each tree (trees with a split only)
+    parent: np.ndarray  # (N,) int64, -1 at a root
+    is_left: np.ndarray  # (N,) uint64: all ones when the node is its parent's left child, else 0
+    feature: np.ndarray  # (N,) int64 split feature (splits)
+    left: np.ndarray  # (N,) int64 child ids (splits)
+    right: np.ndarray  # (N,) int64
+    slot_bit: np.ndarray  # (N,) uint64: 1 << slot of the split's feature on its path (0 if slot >= 64)
+    new_slot: np.ndarray  # (N,) uint64: all ones when the split is the first on its feature on its path
+    leaf_id: np.ndarray  # (N,) int64 leaf number of a leaf node, -1 for splits
+    leaf_value: np.ndarray  # (L,)
+    leaf_m: np.ndarray  # (L,) slots
+    slot_start: np.ndarray  # (L+1,) range of the leaf's slots in slot_feature / slot_ratio
+    slot_feature: np.ndarray  # (S,) int64 feature of each slot
+    slot_ratio: np.ndarray  # (S,) float64 r_ld
+    table_start: np.ndarray  # (L,) int64 offset of the leaf's table in tables, -1: no table
+    table_width: np.ndarray  # (L,) int64 row width of the leaf's table (the tree's widest), 0: none
+    pad_feature: np.ndarray  # (L, Wmax) int64 feature of each table column (n_features for padding)
+    node_col: np.ndarray  # (N,) int64 column of the split's feature in the code matrix
+    lut_start: np.ndarray  # (N,) int64 start of the split's decision per code in node_lut
+    node_lut: np.ndarray  # (C,) uint64 go-left (all ones) or right (0) per code of the feature
+    split_end: np.ndarray  # (T,) end of each tree's split nodes (splits first, then leaves)
+    tables: np.ndarray  # (sum width 2^m,) float64, row ``code`` of a leaf at table_start + code * width
+    path_start: np.ndarray  # (L+1,) range of the leaf's path in path_node / path_left / path_slot
+    path_node: np.ndarray  # (P,) int64 split node ids from the root
+    path_left: np.ndarray  # (P,) uint8 the path goes left there
+    path_slot: np.ndarray  # (P,) int64 the slot of that split's feature
+    gl_nodes: np.ndarray  # (Qmax+1, Qmax) Gauss-Legendre nodes on [0, 1], row q holds q nodes
+    gl_weights: np.ndarray  # (Qmax+1, Qmax)
+    max_nodes: int
+    max_m: int
+
+
+def _count(node: dict[str, Any]) -> float:
+    return float(node["internal_count"] if "split_index" in node else node["leaf_count"])
+
+
+def _categories(threshold: Any) -> list[int]:
+    return [int(c) for c in str(threshold).split("||") if c != ""]
+
+
+def _preorder(root: dict[str, Any]) -> list[tuple[dict[str, Any], int, bool]]:
+    """(node, parent index, is left child) in depth-first preorder, left subtree first."""
+    out: list[tuple[dict[str, Any], int, bool]] = []
+    stack: list[tuple[dict[str, Any], int, bool]] = [(root, -1, False)]
+    while stack:
+        node, parent, left = stack.pop()
+        out.append((node, parent, left))
+        if "split_index" in node:
+            me = len(out) - 1
+            stack.append((node["right_child"], me, False))
+            stack.append((node["left_child"], me, True))
+    return out
+
+
+def _gauss_legendre(q_max: int) -> tuple[np.ndarray, np.ndarray]:
+    nodes = np.zeros((q_max + 1, max(q_max, 1)))
+    weights = np.zeros_like(nodes)
+    for q in range(1, q_max + 1):
+        x, w = np.polynomial.legendre.leggauss(q)
+        nodes[q, :q] = (x + 1) / 2
+        weights[q, :q] = w / 2
+    return nodes, weights
 
 
 @dataclass(frozen=True)
@@ -79,6 +156,9 @@ class FeatureCoder:
         code[nan] = len(self.cuts) + 1
         return code
 
+    def n_codes(self) -> int:
+        return len(self.cuts) + (1 if self.categorical else 2)
+
     def code_values(self) -> np.ndarray:
         """One value per numerical code, to tabulate split decisions: each interval's right end
         (``x <= cut`` belongs to it), a value above the last cut, NaN."""
@@ -96,64 +176,14 @@ def numerical_decision(x: np.ndarray, threshold: float, missing: str, default_le
     return x0 <= threshold
 
 
-@dataclass(frozen=True)
-class TreeTables:
-    """One tree parsed into arrays: splits, per-leaf path features, and the quadrature."""
-
-    node_feature: np.ndarray  # (N,) feature of each split node
-    node_lut: list[np.ndarray]  # per node: bool go-left per global code of its feature
-    features: np.ndarray  # (k,) distinct features of the tree (local index -> feature)
-    key_luts: list[np.ndarray]  # per local feature: int64 key addend per global code
-    leaf_value: np.ndarray  # (L,)
-    wrong_const: np.ndarray  # (L*M,) disagreement count offset per (leaf, slot)
-    wrong_sign: np.ndarray  # (N, L*M) disagreement count per go-left decision
-    slot_ratio: np.ndarray  # (L, M) r_ld (1 for padding slots)
-    slot_bit: np.ndarray  # (L, M) 2^slot for real slots, 0 for padding (leaf agreement code)
-    slot_mask: np.ndarray  # (L*M,) uint64 bits of the slot's path nodes (0 for padding)
-    slot_want: np.ndarray  # (L*M,) uint64 go-left bits that agree with the path (1 for padding)
-    slot_local: np.ndarray  # (L*M, k) one-hot map (leaf, slot) -> local feature (0 rows: padding)
-    leaf_offset: np.ndarray  # (L,) offsets of each leaf's 2^m agreement codes
-    n_leaf_codes: int
-    path_weight: np.ndarray | None  # (N, L) 2^i for the i-th node of the leaf's path; None if too deep
-    path_offset: np.ndarray  # (L,) offsets of each leaf's 2^depth path-bit indices
-    n_path_codes: int
-    path_slot: np.ndarray  # (L, Dmax, M) one-hot: path position i of leaf l is on slot m
-    path_left: np.ndarray  # (L, Dmax) 1 where the path goes left at position i (0 for padding)
-    path_valid: np.ndarray  # (L, Dmax) real path positions
-    nodes_t: np.ndarray  # (Q,) Gauss-Legendre nodes on [0, 1]
-    weights_t: np.ndarray  # (Q,) weights
-    base: float  # expected value of the tree (cover-weighted mean of leaf values)
-
-
-def _walk(node: dict[str, Any], path: list[tuple[int, bool]], splits: list[dict[str, Any]],
-          leaves: list[tuple[dict[str, Any], list[tuple[int, bool]]]]) -> int:
-    """Depth-first numbering of split nodes; collects each leaf with its (node, went_left) path."""
-    if "split_index" not in node:
-        leaves.append((node, list(path)))
-        return -1
-    k = len(splits)
-    splits.append(node)
-    _walk(node["left_child"], [*path, (k, True)], splits, leaves)
-    _walk(node["right_child"], [*path, (k, False)], splits, leaves)
-    return k
-
-
-def _count(node: dict[str, Any]) -> float:
-    return float(node["internal_count"] if "split_index" in node else node["leaf_count"])
-
-
-def _categories(threshold: Any) -> np.ndarray:
-    return np.array([int(c) for c in str(threshold).split("||") if c != ""], dtype=np.float64)
-
-
 def build_coders(trees: list[dict[str, Any]]) -> dict[int, FeatureCoder]:
     """One coder per feature used by any split, from all thresholds/categories of the model."""
     cuts: dict[int, set[float]] = {}
     cat: dict[int, bool] = {}
     for tree in trees:
-        splits: list[dict[str, Any]] = []
-        _walk(tree["tree_structure"], [], splits, [])
-        for s in splits:
+        for s, _, _ in _preorder(tree["tree_structure"]):
+            if "split_index" not in s:
+                continue
             f = int(s["split_feature"])
             is_cat = s["decision_type"] == "=="
             cat.setdefault(f, is_cat)
@@ -177,267 +207,362 @@ def _node_lut(split: dict[str, Any], coder: FeatureCoder) -> np.ndarray:
                               bool(split["default_left"]))
 
 
-def parse_tree(tree: dict[str, Any], coders: dict[int, FeatureCoder]) -> TreeTables | float:
-    """Arrays for one tree, or just its value when it is a single leaf."""
-    root = tree["tree_structure"]
-    if "split_index" not in root:
-        return float(root["leaf_value"])
-    splits: list[dict[str, Any]] = []
-    leaves: list[tuple[dict[str, Any], list[tuple[int, bool]]]] = []
-    _walk(root, [], splits, leaves)
-    n_nodes = len(splits)
-    node_feature = np.array([int(s["split_feature"]) for s in splits])
-    node_lut = [_node_lut(s, coders[int(s["split_feature"])]) for s in splits]
-    children = [(s["left_child"], s["right_child"]) for s in splits]
-    features = np.unique(node_feature)
-    local = {int(f): i for i, f in enumerate(features)}
+def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, FeatureCoder],
+                table_slots: int = TABLE_SLOTS,
+                table_budget: int = TABLE_BUDGET_BYTES) -> tuple[Model, float]:
+    """Flat arrays of every tree with a split, and the sum of the single-leaf trees' values."""
+    constant = 0.0
+    cols: dict[str, list[Any]] = {k: [] for k in (
+        "parent", "is_left", "feature", "left", "right", "slot", "new_slot", "leaf_id")}
+    column = {f: i for i, f in enumerate(sorted(coders))}
+    node_col: list[int] = []
+    lut_start: list[int] = []
+    luts: list[np.ndarray] = []
+    n_lut = 0
+    tree_start = [0]
+    split_end: list[int] = []
+    leaf_tree: list[int] = []
+    leaf_value, leaf_m, slot_start, slot_feature, slot_ratio = [], [], [0], [], []
+    path_start, path_node, path_left, path_slot = [0], [], [], []
+    max_nodes = 1
+    for tree in trees:
+        root = tree["tree_structure"]
+        if "split_index" not in root:
+            constant += float(root["leaf_value"])
+            continue
+        nodes = _preorder(root)
+        base = tree_start[-1]
+        max_nodes = max(max_nodes, len(nodes))
+        # Per node: the distinct features (slot order) and (split, went left) path above it.
+        slots_above: list[dict[int, int]] = []
+        path_above: list[list[tuple[int, bool]]] = []
+        children: dict[int, list[int]] = {}
+        for i, (node, parent, left) in enumerate(nodes):
+            if parent >= 0:
+                children.setdefault(parent, []).append(i)
+                pf = int(nodes[parent][0]["split_feature"])
+                order = dict(slots_above[parent])
+                order.setdefault(pf, len(order))
+                slots_above.append(order)
+                path_above.append([*path_above[parent], (parent, left)])
+            else:
+                slots_above.append({})
+                path_above.append([])
+        # Emit splits first (preorder, so parents precede children), then the leaves.
+        emit = [i for i, nd in enumerate(nodes) if "split_index" in nd[0]]
+        split_end.append(base + len(emit))
+        emit += [i for i, nd in enumerate(nodes) if "split_index" not in nd[0]]
+        new_of = {old: base + new for new, old in enumerate(emit)}
+        for i in emit:
+            node, parent, left = nodes[i]
+            cols["parent"].append(new_of[parent] if parent >= 0 else -1)
+            cols["is_left"].append(left)
+            if "split_index" in node:
+                f = int(node["split_feature"])
+                cols["feature"].append(f)
+                node_col.append(column[f])
+                lut_start.append(n_lut)
+                luts.append(_node_lut(node, coders[f]))
+                n_lut += len(luts[-1])
+                above = slots_above[i]
+                cols["slot"].append(above.get(f, len(above)))
+                cols["new_slot"].append(f not in above)
+                cols["leaf_id"].append(-1)
+            else:
+                for key, fill in (("feature", 0), ("slot", 0), ("new_slot", 0)):
+                    cols[key].append(fill)
+                cols["leaf_id"].append(len(leaf_value))
+                node_col.append(0)
+                lut_start.append(0)
+                order = slots_above[i]
+                ratio = np.ones(len(order))
+                for k, went_left in path_above[i]:
+                    split = nodes[k][0]
+                    child = split["left_child"] if went_left else split["right_child"]
+                    ratio[order[int(split["split_feature"])]] *= _count(child) / _count(split)
+                    path_node.append(new_of[k])
+                    path_left.append(went_left)
+                    path_slot.append(order[int(split["split_feature"])])
+                path_start.append(len(path_node))
+                leaf_value.append(float(node["leaf_value"]))
+                leaf_tree.append(len(tree_start) - 1)
+                leaf_m.append(len(order))
+                slot_feature.extend(order)  # dicts keep insertion (slot) order
+                slot_ratio.extend(ratio)
+                slot_start.append(len(slot_feature))
+        for i in emit:
+            kids = children.get(i, [])
+            cols["left"].append(new_of[kids[0]] if kids else -1)
+            cols["right"].append(new_of[kids[1]] if kids else -1)
+        tree_start.append(base + len(nodes))
 
-    # Key: mixed radix over features of the distinct decision vectors each global code yields.
-    key_luts, stride = [], 1
-    for f in features:
-        rows = np.stack([node_lut[k] for k in np.flatnonzero(node_feature == f)], axis=1)
-        _, local_code = np.unique(rows, axis=0, return_inverse=True)
-        key_luts.append(local_code.reshape(-1).astype(np.int64) * stride)
-        stride *= int(local_code.max()) + 1
-        if stride >= 2**62:
-            raise ValueError("tree has too many split patterns for a 63-bit key")
-
-    # Per leaf: distinct path features (slots), their cover-ratio products, agreement counting.
-    slot_lists = []
-    for _, path in leaves:
-        order: dict[int, list[tuple[int, bool]]] = {}
-        for k, left in path:
-            order.setdefault(int(node_feature[k]), []).append((k, left))
-        slot_lists.append(order)
-    n_leaves = len(leaves)
-    m_max = max(len(o) for o in slot_lists)
-    ratio = np.ones((n_leaves, m_max))
-    wrong_const = np.zeros((n_leaves, m_max))
-    wrong_sign = np.zeros((n_nodes, n_leaves, m_max))
-    slot_local = np.zeros((n_leaves, m_max, len(features)))
-    leaf_m = np.zeros(n_leaves, dtype=np.int64)
-    mask = np.zeros((n_leaves, m_max), dtype=np.uint64)
-    want = np.ones((n_leaves, m_max), dtype=np.uint64)
-    for li, order in enumerate(slot_lists):
-        leaf_m[li] = len(order)
-        for s, (f, conds) in enumerate(order.items()):
-            slot_local[li, s, local[f]] = 1.0
-            want[li, s] = 0
-            for k, left in conds:
-                if n_nodes <= 64:
-                    mask[li, s] |= np.uint64(1 << k)
-                    want[li, s] |= np.uint64(int(left) << k)
-                child = children[k][0 if left else 1]
-                ratio[li, s] *= _count(child) / _count(splits[k])
-                if left:  # wrong when the row goes right: 1 - go_left
-                    wrong_const[li, s] += 1.0
-                    wrong_sign[k, li, s] -= 1.0
-                else:
-                    wrong_sign[k, li, s] += 1.0
-    leaf_value = np.array([float(leaf["leaf_value"]) for leaf, _ in leaves])
-    base = float(np.sum(leaf_value * np.where(np.arange(m_max)[None, :] < leaf_m[:, None], ratio, 1.0)
-                        .prod(axis=1)))
-    depth = np.array([len(path) for _, path in leaves])
-    d_max = int(depth.max())
-    path_weight = np.zeros((n_nodes, n_leaves))
-    path_slot = np.zeros((n_leaves, d_max, m_max))
-    path_left = np.zeros((n_leaves, d_max))
-    for li, (_, path) in enumerate(leaves):
-        slot_of = {f: s for s, f in enumerate(slot_lists[li])}
-        for i, (k, left) in enumerate(path):
-            path_weight[k, li] = 2.0**i
-            path_slot[li, i, slot_of[int(node_feature[k])]] = 1.0
-            path_left[li, i] = float(left)
-    path_offset = np.concatenate([[0], np.cumsum(2.0**depth)])
-    n_q = max(1, (m_max + 1) // 2)
-    x, w = np.polynomial.legendre.leggauss(n_q)
-    offsets = np.concatenate([[0], np.cumsum(2 ** leaf_m)])
-    return TreeTables(
-        node_feature=node_feature, node_lut=node_lut, features=features, key_luts=key_luts,
-        leaf_value=leaf_value, wrong_const=wrong_const.reshape(-1),
-        wrong_sign=wrong_sign.reshape(n_nodes, -1), slot_ratio=ratio,
-        slot_bit=np.where(np.arange(m_max)[None, :] < leaf_m[:, None], 2.0 ** np.arange(m_max), 0.0),
-        slot_mask=mask.reshape(-1), slot_want=want.reshape(-1),
-        slot_local=slot_local.reshape(n_leaves * m_max, -1), leaf_offset=offsets[:-1],
-        n_leaf_codes=int(offsets[-1]), nodes_t=(x + 1) / 2, weights_t=w / 2, base=base,
-        path_weight=path_weight if d_max <= 40 else None, path_offset=path_offset[:-1],
-        n_path_codes=int(path_offset[-1]),
-        path_slot=path_slot, path_left=path_left, path_valid=np.arange(d_max)[None, :] < depth[:, None],
+    m = np.array(leaf_m, dtype=np.int64)
+    limit = table_slots
+    while limit > 0 and float(np.sum(np.where(m <= limit, m * 2.0**m, 0.0))) * 8 > table_budget:
+        limit -= 1
+    has_table = m <= limit
+    # A table row has the tree's widest table leaf's width (padding slots add 0.0 to the spare last
+    # column, later overwritten by the base value), so every leaf of a tree runs the same loop.
+    leaf_tree_a = np.array(leaf_tree, dtype=np.int64)
+    width_of_tree = np.zeros(len(tree_start), dtype=np.int64)
+    np.maximum.at(width_of_tree, leaf_tree_a, np.where(has_table, m, 0))
+    width = np.where(has_table, width_of_tree[leaf_tree_a] if len(m) else m, 0)
+    sizes = np.where(has_table, width * 2**np.where(has_table, m, 0), 0)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    pad_feature = np.full((len(m), int(width.max()) if len(m) else 1), n_features, dtype=np.int64)
+    for leaf in np.flatnonzero(has_table):
+        pad_feature[leaf, :m[leaf]] = slot_feature[slot_start[leaf]:slot_start[leaf + 1]]
+    q_max = max(1, (int(m.max()) + 1) // 2) if len(m) else 1
+    gl_nodes, gl_weights = _gauss_legendre(q_max)
+    arrays = {k: np.array(cols[k], dtype=np.int64) for k in ("parent", "feature", "left", "right", "leaf_id")}
+    ones = ~np.uint64(0)
+    arrays["is_left"] = np.where(np.array(cols["is_left"], dtype=bool), ones, np.uint64(0))
+    arrays["new_slot"] = np.where(np.array(cols["new_slot"], dtype=bool), ones, np.uint64(0))
+    slots = np.array(cols["slot"], dtype=np.uint64)
+    arrays["slot_bit"] = np.where(slots < 64, np.uint64(1) << np.minimum(slots, np.uint64(63)), np.uint64(0))
+    model = Model(
+        tree_start=np.array(tree_start, dtype=np.int64), **arrays,
+        node_col=np.array(node_col, dtype=np.int64), lut_start=np.array(lut_start, dtype=np.int64),
+        node_lut=np.where(np.concatenate(luts) if luts else np.zeros(0, dtype=bool), ~np.uint64(0),
+                          np.uint64(0)),
+        leaf_value=np.array(leaf_value, dtype=np.float64), leaf_m=m,
+        slot_start=np.array(slot_start, dtype=np.int64), slot_feature=np.array(slot_feature, dtype=np.int64),
+        slot_ratio=np.array(slot_ratio, dtype=np.float64),
+        table_start=np.where(has_table, offsets[:-1], -1).astype(np.int64),
+        table_width=width.astype(np.int64), pad_feature=pad_feature,
+        split_end=np.array(split_end, dtype=np.int64),
+        tables=np.empty(int(offsets[-1]), dtype=np.float64),
+        path_start=np.array(path_start, dtype=np.int64), path_node=np.array(path_node, dtype=np.int64),
+        path_left=np.array(path_left, dtype=np.uint8), path_slot=np.array(path_slot, dtype=np.int64),
+        gl_nodes=gl_nodes, gl_weights=gl_weights, max_nodes=max_nodes,
+        max_m=int(m.max()) if len(m) else 1,
     )
+    return model, constant
 
 
-def product_game_shapley(agree: np.ndarray, ratio: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Shapley values (before the leaf value) of ``prod_d (a_d if d in S else r_d)``, per slot.
-
-    ``agree``/``ratio``: (U, M); padding slots have a = r = 1 (factor 1, value 0). Exact by
-    Gauss-Legendre quadrature of the Beta-integral form (see the module docstring).
-    """
-    factor = ratio[:, :, None] * (1.0 - t) + agree[:, :, None] * t  # (U, M, Q)
-    ones = np.ones_like(factor[:, :1])
-    before = np.cumprod(np.concatenate([ones, factor[:, :-1]], axis=1), axis=1)
-    after = np.cumprod(np.concatenate([ones, factor[:, :0:-1]], axis=1), axis=1)[:, ::-1]
-    return (agree - ratio) * ((before * after) @ w)
+# ----------------------------------------------------------------------------- compiled kernels
 
 
-def _dedup_dense(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of small non-negative ints and the inverse index, in O(size + n)."""
-    mark = np.zeros(size, dtype=bool)
-    mark[keys] = True
-    uniq = np.flatnonzero(mark)
-    remap = np.empty(size, dtype=np.int64)
-    remap[uniq] = np.arange(len(uniq))
-    return uniq, remap[keys]
+@numba.njit(cache=True, nogil=True)
+def _product_game(agree: np.ndarray, ratio: np.ndarray, m: int, t: np.ndarray, w: np.ndarray, q: int,
+                  scale: float, out: np.ndarray, before: np.ndarray) -> None:
+    """``out[:m]`` = scale * Shapley values of ``prod_d (a_d if d in S else r_d)`` (quadrature, q nodes)."""
+    for j in range(m):
+        out[j] = 0.0
+    for k in range(q):
+        tk = t[k]
+        acc = 1.0
+        for j in range(m):  # before[j] = prod_{d < j} factor_d
+            before[j] = acc
+            acc *= ratio[j] * (1.0 - tk) + agree[j] * tk
+        acc = w[k]
+        for j in range(m - 1, -1, -1):  # times prod_{d > j} factor_d
+            out[j] += before[j] * acc
+            acc *= ratio[j] * (1.0 - tk) + agree[j] * tk
+    for j in range(m):
+        out[j] *= scale * (agree[j] - ratio[j])
 
 
-def slot_agreement(tree: TreeTables, go_left: np.ndarray) -> np.ndarray:
-    """(P, L, M) bool: does each pattern agree with every split on the slot's feature of the leaf's path.
-
-    Padding slots give False. With <= 64 split nodes this is two integer ops per slot on the
-    pattern's packed go-left bits; otherwise a disagreement count by matrix product.
-    """
-    n_pat, n_nodes = go_left.shape
-    n_leaves, m = tree.slot_ratio.shape
-    if n_nodes <= 64:
-        packed = (go_left.astype(np.uint64) << np.arange(n_nodes, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
-        agree = (packed[:, None] & tree.slot_mask) == tree.slot_want
-    else:
-        agree = (go_left @ tree.wrong_sign + tree.wrong_const < 0.5) & (tree.slot_bit.reshape(-1) > 0)
-    return agree.reshape(n_pat, n_leaves, m)
-
-
-def leaf_codes(agree: np.ndarray) -> np.ndarray:
-    """(P, L) int64: the bits of each leaf's agreement vector (slot s -> bit s)."""
-    packed = np.packbits(agree, axis=-1, bitorder="little")  # (P, L, ceil(M/8)) uint8
-    width = next(w for w in (1, 2, 4, 8) if w >= packed.shape[-1])
-    if width != packed.shape[-1]:
-        packed = np.concatenate(
-            [packed, np.zeros((*packed.shape[:-1], width - packed.shape[-1]), np.uint8)], axis=-1)
-    return np.ascontiguousarray(packed).view(f"<u{width}")[..., 0].astype(np.int64)
-
-
-def _dedup(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    if size <= 4 * keys.size + 2**20:
-        return _dedup_dense(keys, size)
-    return np.unique(keys, return_inverse=True)
+@numba.njit(cache=True, nogil=True)
+def _fill_tables(leaf_m, leaf_value, slot_start, slot_ratio, table_start, table_width, tables, gl_nodes,
+                 gl_weights):
+    """Every code's contributions for every leaf that has a table."""
+    max_m = 1
+    for leaf in range(len(leaf_m)):
+        max_m = max(max_m, leaf_m[leaf])
+    agree = np.empty(max_m)
+    before = np.empty(max_m)
+    phi = np.empty(max_m)
+    for leaf in range(len(leaf_m)):
+        start = table_start[leaf]
+        if start < 0:
+            continue
+        m = leaf_m[leaf]
+        q = max(1, (m + 1) // 2)
+        ratio = slot_ratio[slot_start[leaf]:slot_start[leaf + 1]]
+        for code in range(1 << m):
+            for j in range(m):
+                agree[j] = (code >> j) & 1
+            _product_game(agree, ratio, m, gl_nodes[q], gl_weights[q], q, leaf_value[leaf], phi, before)
+            width = table_width[leaf]
+            for j in range(width):
+                tables[start + code * width + j] = phi[j] if j < m else 0.0
 
 
-def distinct_leaf_agreements(tree: TreeTables, go_left: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (leaf, agreement vector) pairs over P patterns: leaf (U,), agree (U, M), inverse (P*L,).
+@numba.njit(cache=True, nogil=True)
+def _rows_block(lo, hi, out, tree_start, split_end, parent, is_left, codes, node_col,
+                lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+                slot_start, slot_feature, slot_ratio, table_start, table_width, pad_feature, tables,
+                path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m):
+    """Contributions of rows [lo, hi) into out[lo:hi, :n_features + 1] (zeroed by the caller; the last
+    column collects table padding and is overwritten by the caller)."""
+    go = np.zeros(max_nodes, dtype=np.uint64)
+    code = np.zeros(max_nodes, dtype=np.uint64)
+    agree = np.empty(max_m)
+    before = np.empty(max_m)
+    phi = np.empty(max_m)
+    for t in range(len(tree_start) - 1):
+        n0 = tree_start[t]
+        ns = split_end[t]
+        n1 = tree_start[t + 1]
+        for r in range(lo, hi):
+            # Decisions of the tree's splits: all ones (go left) or zero.
+            for n in range(n0, ns):
+                go[n - n0] = node_lut[lut_start[n] + codes[r, node_col[n]]]
+            # Agreement codes in preorder, branch-free: a first split on a feature sets the slot's bit
+            # when the row agrees; a later one clears it when the row disagrees.
+            code[0] = 0
+            for n in range(n0 + 1, ns):
+                p = parent[n]
+                agree_mask = ~(go[p - n0] ^ is_left[n])  # all ones when the row went this way
+                bit = slot_bit[p]
+                fresh = new_slot[p]  # all ones for a first split on the feature
+                code[n - n0] = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
+            for n in range(ns, n1):
+                p = parent[n]
+                agree_mask = ~(go[p - n0] ^ is_left[n])
+                bit = slot_bit[p]
+                fresh = new_slot[p]
+                leaf_code = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
+                leaf = leaf_id[n]
+                start = table_start[leaf]
+                if start >= 0:
+                    width = table_width[leaf]
+                    base = start + np.int64(leaf_code) * width
+                    for j in range(width):
+                        out[r, pad_feature[leaf, j]] += tables[base + j]
+                    continue
+                # No table (many slots): agreement from the path, then the quadrature.
+                m = leaf_m[leaf]
+                s0 = slot_start[leaf]
+                for j in range(m):
+                    agree[j] = 1.0
+                for k in range(path_start[leaf], path_start[leaf + 1]):
+                    if (go[path_node[k] - n0] & np.uint64(1)) != path_left[k]:
+                        agree[path_slot[k]] = 0.0
+                q = (m + 1) // 2
+                _product_game(agree, slot_ratio[s0:s0 + m], m, gl_nodes[q], gl_weights[q], q,
+                              leaf_value[leaf], phi, before)
+                for j in range(m):
+                    out[r, slot_feature[s0 + j]] += phi[j]
 
-    Keyed by the pattern's go-left bits along each leaf's own path (one small matrix product),
-    so the per-slot agreement is only worked out for the distinct keys. Trees deeper than 40
-    use the per-slot bit masks instead.
-    """
-    n_leaves, m = tree.slot_ratio.shape
-    if tree.path_weight is None:
-        code = leaf_codes(slot_agreement(tree, go_left)) + tree.leaf_offset
-        uniq, inverse = _dedup(code.reshape(-1), tree.n_leaf_codes)
-        leaf_of = np.searchsorted(tree.leaf_offset, uniq, side="right") - 1
-        bits = ((uniq - tree.leaf_offset[leaf_of])[:, None] >> np.arange(m)) & 1
-        agree = np.where(tree.slot_bit[leaf_of] == 0.0, 1.0, bits.astype(np.float64))
-        return leaf_of, agree, inverse
-    key = (go_left @ tree.path_weight + tree.path_offset).astype(np.int64)
-    uniq, inverse = _dedup(key.reshape(-1), tree.n_path_codes)
-    leaf_of = np.searchsorted(tree.path_offset, uniq, side="right") - 1
-    d_max = tree.path_left.shape[1]
-    bits = ((uniq - tree.path_offset[leaf_of].astype(np.int64))[:, None] >> np.arange(d_max)) & 1
-    wrong = (bits != tree.path_left[leaf_of]) & tree.path_valid[leaf_of]
-    disagreements = np.einsum("ud,udm->um", wrong.astype(np.float64), tree.path_slot[leaf_of])
-    agree = disagreements < 0.5  # padding slots: no positions, so 1
-    # Several path-bit keys can share one agreement vector: deduplicate once more.
-    code = np.einsum("um,um->u", agree.astype(np.float64), tree.slot_bit[leaf_of]).astype(np.int64)
-    uniq2, inverse2 = _dedup(code + tree.leaf_offset[leaf_of], tree.n_leaf_codes)
-    first = np.empty(len(uniq2), dtype=np.int64)
-    first[inverse2] = np.arange(len(inverse2))
-    return leaf_of[first], agree[first].astype(np.float64), np.take(inverse2, inverse)
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _contributions(codes, out, block, tree_start, split_end, parent, is_left, node_col, lut_start, node_lut,
+                   slot_bit, new_slot, leaf_id,
+                   leaf_value, leaf_m, slot_start, slot_feature, slot_ratio, table_start, table_width,
+                   pad_feature, tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights,
+                   max_nodes, max_m):
+    n = codes.shape[0]
+    n_blocks = (n + block - 1) // block
+    for b in numba.prange(n_blocks):
+        lo = b * block
+        hi = min(n, lo + block)
+        _rows_block(lo, hi, out, tree_start, split_end, parent, is_left, codes, node_col, lut_start, node_lut,
+                    slot_bit, new_slot, leaf_id,
+                    leaf_value, leaf_m, slot_start, slot_feature, slot_ratio, table_start, table_width,
+                    pad_feature, tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights,
+                    max_nodes, max_m)
 
 
-def pattern_contributions(tree: TreeTables, go_left: np.ndarray) -> np.ndarray:
-    """Contributions (P, k) over the tree's local features for P distinct decision patterns."""
-    n_pat = go_left.shape[0]
-    n_leaves, m = tree.slot_ratio.shape
-    leaf_of, agree_u, inverse = distinct_leaf_agreements(tree, go_left)
-    phi = product_game_shapley(agree_u, tree.slot_ratio[leaf_of], tree.nodes_t, tree.weights_t)
-    phi *= tree.leaf_value[leaf_of][:, None]
-    # Per distinct (leaf, agreement): values on the tree's local features; then each pattern sums
-    # its L leaves' rows, as a 0/1 sparse matrix (L entries per row) times that table.
-    per_feature = np.einsum("um,umk->uk", phi, tree.slot_local.reshape(n_leaves, m, -1)[leaf_of])
-    pick = sp.csr_matrix((np.ones(inverse.size), inverse, np.arange(0, inverse.size + 1, n_leaves)),
-                         shape=(n_pat, len(leaf_of)))
-    return np.asarray(pick @ per_feature)
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _raw_score(codes, out, tree_start, left, right, node_col, lut_start, node_lut, leaf_id, leaf_value):
+    """out[r] += value of the leaf row r reaches, summed over trees."""
+    for r in numba.prange(codes.shape[0]):
+        total = 0.0
+        for t in range(len(tree_start) - 1):
+            n = tree_start[t]
+            while leaf_id[n] < 0:
+                n = left[n] if node_lut[lut_start[n] + codes[r, node_col[n]]] else right[n]
+            total += leaf_value[leaf_id[n]]
+        out[r] += total
+
+
+# ----------------------------------------------------------------------------- public API
 
 
 class TreeShap:
-    """Exact ``pred_contrib``-equivalent SHAP values of a LightGBM model, computed per pattern.
+    """Exact ``pred_contrib``-equivalent SHAP values of a LightGBM model.
 
-    Build once per booster; ``contributions(X)`` returns (n_rows, n_features + 1) with the base
-    value last, ``raw_score(X)`` the raw margin. ``X`` is the model matrix ``booster.predict`` takes
-    (categoricals as integer codes, NaN for missing).
+    Build once per booster (parses the model and fills the leaf tables; compiles the kernels on
+    first use); ``contributions(X)`` returns (n_rows, n_features + 1) with the base value last,
+    ``raw_score(X)`` the raw margin. ``X`` is the model matrix ``booster.predict`` takes
+    (categoricals as integer codes, NaN for missing), float32 or float64. Threads: numba's
+    (``NUMBA_NUM_THREADS``, or ``n_threads`` here).
     """
 
-    def __init__(self, booster: lgb.Booster, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, booster: lgb.Booster, batch_rows: int = BATCH_ROWS, n_threads: int | None = None,
+                 table_slots: int = TABLE_SLOTS) -> None:
         dump = booster.dump_model()
         if dump.get("num_tree_per_iteration", 1) != 1:
             raise ValueError("only single-output models (binary, regression) are supported")
         self.n_features = int(dump["max_feature_idx"]) + 1
         self.batch_rows = batch_rows
-        trees = dump["tree_info"]
-        self.coders = build_coders(trees)
-        parsed = [parse_tree(t, self.coders) for t in trees]
-        self.trees = [p for p in parsed if isinstance(p, TreeTables)]
-        self._constant = float(sum(p for p in parsed if isinstance(p, float)))  # single-leaf trees
-        self.base_value = self._constant + float(sum(t.base for t in self.trees))
-        self._used = np.array(sorted(self.coders), dtype=np.int64)
+        self.n_threads = n_threads
+        self.coders = build_coders(dump["tree_info"])
+        self.model, self._constant = parse_model(dump["tree_info"], self.n_features, self.coders,
+                                                  table_slots=table_slots)
+        md = self.model
+        _fill_tables(md.leaf_m, md.leaf_value, md.slot_start, md.slot_ratio, md.table_start, md.table_width,
+                     md.tables, md.gl_nodes, md.gl_weights)
+        # Expected value of each tree: cover-weighted mean of its leaf values.
+        cover = np.ones(len(md.leaf_m))
+        np.multiply.at(cover, np.repeat(np.arange(len(md.leaf_m)), np.diff(md.slot_start)), md.slot_ratio)
+        self.base_value = self._constant + float(np.sum(md.leaf_value * cover))
 
-    def _batches(self, X: np.ndarray) -> Iterator[slice]:
-        for start in range(0, X.shape[0], self.batch_rows):
-            yield slice(start, min(start + self.batch_rows, X.shape[0]))
-
-    def _codes(self, X: np.ndarray) -> dict[int, np.ndarray]:
-        return {f: self.coders[f].encode(X[:, f]) for f in self._used}
-
-    def _patterns(self, tree: TreeTables, codes: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Pattern index per row and the go-left decisions (P, N) of each distinct pattern."""
-        key = np.zeros(len(codes[int(self._used[0])]), dtype=np.int64)
-        for f, lut in zip(tree.features, tree.key_luts):
-            key += np.take(lut, codes[int(f)])
-        inverse, uniq = pd.factorize(key, sort=False)
-        rep = np.empty(len(uniq), dtype=np.int64)
-        rep[inverse] = np.arange(len(inverse))
-        go_left = np.empty((len(uniq), len(tree.node_feature)))
-        for k, (f, lut) in enumerate(zip(tree.node_feature, tree.node_lut)):
-            go_left[:, k] = np.take(lut, np.take(codes[int(f)], rep))
-        return inverse, go_left
-
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """SHAP values (n_rows, n_features + 1) on the raw score; last column the base value."""
+    def _prepare(self, X: Any) -> np.ndarray:
         X = np.asarray(X)
-        out = np.empty((X.shape[0], self.n_features + 1))
-        for rows in self._batches(X):
-            out[rows] = self._contributions_batch(X[rows])
+        if X.dtype != np.float32:
+            X = X.astype(np.float64, copy=False)
+        if X.ndim != 2 or X.shape[1] < self.n_features:
+            raise ValueError(f"expected a 2-d matrix with {self.n_features} columns, got {X.shape}")
+        return np.ascontiguousarray(X)
+
+    def _codes(self, X: np.ndarray) -> np.ndarray:
+        """(rows, used features) int32: each used feature's code (see ``FeatureCoder``)."""
+        codes = np.empty((X.shape[0], max(1, len(self.coders))), dtype=np.int32)
+        for i, f in enumerate(sorted(self.coders)):
+            codes[:, i] = self.coders[f].encode(X[:, f])
+        return codes
+
+    def _threads(self) -> int:
+        return numba.config.NUMBA_NUM_THREADS if self.n_threads is None else self.n_threads
+
+    def contributions(self, X: Any) -> np.ndarray:
+        """SHAP values (n_rows, n_features + 1) on the raw score; last column the base value."""
+        X = self._prepare(X)
+        out = np.zeros((X.shape[0], self.n_features + 1))
+        md = self.model
+        previous = numba.get_num_threads()
+        numba.set_num_threads(self._threads())
+        try:
+            for start in range(0, X.shape[0], self.batch_rows):
+                stop = min(start + self.batch_rows, X.shape[0])
+                codes = self._codes(X[start:stop])
+                _contributions(codes, out[start:stop], BLOCK_ROWS, md.tree_start, md.split_end,
+                               md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut, md.slot_bit,
+                               md.new_slot,
+                               md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start, md.slot_feature,
+                               md.slot_ratio, md.table_start, md.table_width, md.pad_feature, md.tables,
+                               md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
+                               md.gl_weights, md.max_nodes, md.max_m)
+        finally:
+            numba.set_num_threads(previous)
+        out[:, -1] = self.base_value
         return out
 
-    def _contributions_batch(self, X: np.ndarray) -> np.ndarray:
-        codes = self._codes(X)
-        acc = np.zeros((self.n_features + 1, X.shape[0]))
-        acc[-1] = self.base_value
-        for tree in self.trees:
-            inverse, go_left = self._patterns(tree, codes)
-            phi = np.ascontiguousarray(pattern_contributions(tree, go_left).T)
-            for j, f in enumerate(tree.features):
-                acc[f] += np.take(phi[j], inverse)
-        return acc.T
-
-    def raw_score(self, X: np.ndarray) -> np.ndarray:
+    def raw_score(self, X: Any) -> np.ndarray:
         """Raw margin: the value of the leaf each row reaches, summed over trees (+ single leaves)."""
-        X = np.asarray(X)
-        out = np.empty(X.shape[0])
-        for rows in self._batches(X):
-            codes = self._codes(X[rows])
-            total = np.full(rows.stop - rows.start, self._constant)
-            for tree in self.trees:
-                inverse, go_left = self._patterns(tree, codes)
-                reached = (slot_agreement(tree, go_left) | (tree.slot_bit == 0.0)).all(axis=2)
-                total += np.take(reached @ tree.leaf_value, inverse)
-            out[rows] = total
+        X = self._prepare(X)
+        out = np.full(X.shape[0], self._constant)
+        md = self.model
+        previous = numba.get_num_threads()
+        numba.set_num_threads(self._threads())
+        try:
+            for start in range(0, X.shape[0], self.batch_rows):
+                stop = min(start + self.batch_rows, X.shape[0])
+                _raw_score(self._codes(X[start:stop]), out[start:stop], md.tree_start, md.left, md.right,
+                           md.node_col, md.lut_start, md.node_lut, md.leaf_id, md.leaf_value)
+        finally:
+            numba.set_num_threads(previous)
         return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -14,6 +16,16 @@ from hypothesis import strategies as st
 from models.treeshap import TreeShap
 
 TOL = 1e-6
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_jit() -> None:
+    """Compile (or load from numba's on-disk cache) the kernels once per test session."""
+    X, y, cat = _data(300, seed=0)
+    ts = TreeShap(_train(X, y, cat, rounds=2), n_threads=1)
+    ts.contributions(X)
+    ts.raw_score(X)
 
 
 def _data(n: int, seed: int, n_num: int = 6, n_cat: int = 2, levels: int = 12, distinct: int | None = None,
@@ -172,11 +184,47 @@ def test_property_random_models(seed: int, n: int, n_num: int, n_cat: int, disti
     _check(booster, _score_data(X, seed + 1))
 
 
-def test_deep_tree_fallback_matches() -> None:
-    """Trees deeper than 40 key leaves by per-slot masks instead of path bits: same values."""
+@pytest.mark.parametrize("table_slots", [0, 3, 64])
+def test_quadrature_and_table_paths_agree(table_slots: int) -> None:
+    """Leaves beyond the table limit use the per-row quadrature: same values for any split of the two."""
     X, y, cat = _data(2000, seed=41)
-    booster = _train(X, y, cat, num_leaves=31, rounds=10)
-    ts = TreeShap(booster)
-    ts.trees = [dataclasses.replace(t, path_weight=None) for t in ts.trees]
+    booster = _train(X, y, cat, num_leaves=31, rounds=10, zero_as_missing=True)
+    ts = TreeShap(booster, batch_rows=500, table_slots=table_slots)
+    if table_slots == 0:
+        assert (ts.model.table_start < 0).all()
     Z = _score_data(X, seed=8)
     assert np.abs(ts.contributions(Z) - booster.predict(Z, pred_contrib=True, num_threads=1)).max() <= TOL
+
+
+def test_deep_trees() -> None:
+    """Deep leaf-wise trees with many distinct features per path: tables and quadrature mixed."""
+    rng = np.random.default_rng(9)
+    n, d = 3000, 80
+    X = rng.normal(size=(n, d))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (X[:, 0] + 0.3 * np.nan_to_num(X).sum(axis=1) + rng.normal(size=n) > 0).astype(int)
+    booster = _train(X, y, [], rounds=3, num_leaves=300, min_data_in_leaf=1, min_sum_hessian_in_leaf=0.0,
+                     max_depth=-1, feature_fraction_bynode=0.05, min_gain_to_split=0.0)
+    ts = TreeShap(booster, batch_rows=1000)
+    assert np.diff(ts.model.path_start).max() >= 15 and (ts.model.table_start < 0).any()
+    Z = _score_data(X, seed=9)
+    assert np.abs(ts.contributions(Z) - booster.predict(Z, pred_contrib=True, num_threads=1)).max() <= TOL
+    assert np.abs(ts.raw_score(Z) - booster.predict(Z, raw_score=True, num_threads=1)).max() <= TOL
+
+
+def test_threads_give_identical_values() -> None:
+    X, y, cat = _data(3000, seed=51)
+    booster = _train(X, y, cat, num_leaves=31, rounds=20)
+    Z = _score_data(X, seed=10)
+    one = TreeShap(booster, n_threads=1).contributions(Z)
+    two = TreeShap(booster, n_threads=2).contributions(Z)
+    assert np.array_equal(one, two)
+
+
+def test_import_compiles_nothing() -> None:
+    """Importing the module only defines the kernels; they compile on first use."""
+    code = ("import models.treeshap as t; "
+            "print(sum(len(f.signatures) "
+            "for f in (t._fill_tables, t._contributions, t._raw_score, t._rows_block)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0"
