@@ -454,6 +454,18 @@ _KNOWN_VALUE_TEXT: dict[str, dict[str, str]] = {
 }
 
 
+_KNOWN_TEMPLATES: dict[str, str] = {
+    "employees": "Company size: {num} people",
+    "seniority": "Job level: {value}",  # values such as c_level read "c level"
+    "industry": "Works in {value}",
+    "country": "Based in {value}",
+    "revenue_band": "Company revenue band: {value}",
+    "lead_source": "Came in through {value}",
+    "source_type": "An {value} lead",
+}
+"""Sentences for common CRM fields; any other attribute reads "<Column label>: <value>"."""
+
+
 def discover_attributes(leads: pd.DataFrame) -> list[Attribute]:
     """Every leads column except ``lead_id`` and the lifecycle timestamps, typed from its values."""
     skip = {LEAD_ID, *LEAD_TIME_COLUMNS}
@@ -489,14 +501,16 @@ def _attribute_feature(attr: Attribute) -> Feature:
     label = _label(attr.column)
     if attr.kind == "numeric":
         return Feature(name=attr.column, kind=Kind.ATTRIBUTE, column=attr.column, unit="value", dtype="float64",
-                       label=label, description="{label}: {num}", missing=f"{label}: not known")
+                       label=label, description=_KNOWN_TEMPLATES.get(attr.column, "{label}: {num}"),
+                       missing=f"{label}: not known")
     known = _KNOWN_VALUE_TEXT.get(attr.column, {})
     if attr.kind == "boolean":
         text = {"true": f"{label}: yes", "false": f"{label}: no", **known}
     else:
         text = known
     return Feature(name=attr.column, kind=Kind.ATTRIBUTE, column=attr.column, unit="category", dtype="string",
-                   categorical=True, label=label, description="{label}: {value}", missing=f"{label}: not known",
+                   categorical=True, label=label, description=_KNOWN_TEMPLATES.get(attr.column, "{label}: {value}"),
+                   missing=f"{label}: not known",
                    value_text=tuple(sorted(text.items())), example=attr.example)
 
 

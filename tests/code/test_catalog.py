@@ -90,8 +90,10 @@ def test_sentences_read_as_intended():
     assert catalog.describe("days_since_last_demo_request", 2.3) == "Requested a demo 2 days ago"
     assert catalog.describe("days_since_last_demo_request", None) == "Has never requested a demo"
     assert catalog.describe("email_domain_type", "free") == "Uses a free e-mail domain"
-    assert catalog.describe("industry", "software") == "Industry: software"
-    assert catalog.describe("employees", 250.0) == "Employees: 250"
+    assert catalog.describe("industry", "software") == "Works in software"
+    assert catalog.describe("employees", 250.0) == "Company size: 250 people"
+    sources = build_catalog([7], [Attribute("lead_source", "categorical")])
+    assert sources.describe("lead_source", "organic_search") == "Came in through organic search"
 
 
 def test_version_is_stable_and_changes_with_any_declaration():
