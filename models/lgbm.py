@@ -242,7 +242,9 @@ def _dataset(
         label=frame[LABEL].to_numpy(dtype=np.float64),
         feature_name=spec.names,
         categorical_feature=spec.categorical_indices(),
-        params={"max_bin": params.max_bin, "verbosity": -1, "max_cat_to_onehot": 4},
+        # trials change min_data_in_leaf on one shared binned dataset: LightGBM then needs
+        # feature_pre_filter off, or a trial with a smaller value stops with a fatal error
+        params={"max_bin": params.max_bin, "verbosity": -1, "max_cat_to_onehot": 4, "feature_pre_filter": False},
         reference=reference,
         free_raw_data=False,
     )

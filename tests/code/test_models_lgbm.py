@@ -155,3 +155,21 @@ def test_monotone_features_never_lower_the_score_of_any_row():
         assert (delta >= -1e-9).all()
     with pytest.raises(ValueError, match="not features: typo"):
         fit_lgbm(frame, FAST.model_copy(update={"monotone_increasing": ["typo"]}), features=["demo", "noise"])
+
+
+def test_trials_may_lower_min_child_samples_on_the_shared_dataset(capfd):
+    """Trials share one binned dataset; one with a smaller min_child_samples than an earlier one must
+    train on it as is. With feature_pre_filter on, LightGBM reports a fatal error and rebuilds the
+    dataset for every such trial."""
+    from models.lgbm import _dataset, _train
+
+    frame = _frame(1500, seed=3)
+    features = [c for c in frame.columns if c not in ("lead_id", "cutoff", "label")]
+    spec = FeatureSpec.infer(frame, features)
+    dtrain = _dataset(spec, frame.iloc[:1000], FAST)
+    dvalid = _dataset(spec, frame.iloc[1000:], FAST, dtrain)
+    first = _train(dtrain, dvalid, FAST, {"min_child_samples": 200})
+    second = _train(dtrain, dvalid, FAST, {"min_child_samples": 5})
+    assert first.num_trees() > 0 and second.num_trees() > 0
+    captured = capfd.readouterr()
+    assert "Fatal" not in captured.out + captured.err
