@@ -41,6 +41,8 @@ Compilation is lazy (first call) and cached on disk (``cache=True``, numba's ``_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -528,14 +530,22 @@ class TreeShap:
     def _threads(self) -> int:
         return numba.config.NUMBA_NUM_THREADS if self.n_threads is None else self.n_threads
 
+    @contextmanager
+    def _numba_threads(self) -> Iterator[None]:
+        """Run the kernels on ``n_threads`` and give the caller's thread count back afterwards."""
+        previous = numba.get_num_threads()
+        numba.set_num_threads(self._threads())
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
+
     def contributions(self, X: Any) -> np.ndarray:
         """SHAP values (n_rows, n_features + 1) on the raw score; last column the base value."""
         X = self._prepare(X)
         out = np.zeros((X.shape[0], self.n_features + 1))
         md = self.model
-        previous = numba.get_num_threads()
-        numba.set_num_threads(self._threads())
-        try:
+        with self._numba_threads():
             for start in range(0, X.shape[0], self.batch_rows):
                 stop = min(start + self.batch_rows, X.shape[0])
                 codes = self._codes(X[start:stop])
@@ -546,8 +556,6 @@ class TreeShap:
                                md.slot_ratio, md.table_start, md.table_width, md.pad_feature, md.tables,
                                md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
                                md.gl_weights, md.max_nodes, md.max_m)
-        finally:
-            numba.set_num_threads(previous)
         out[:, -1] = self.base_value
         return out
 
@@ -556,13 +564,9 @@ class TreeShap:
         X = self._prepare(X)
         out = np.full(X.shape[0], self._constant)
         md = self.model
-        previous = numba.get_num_threads()
-        numba.set_num_threads(self._threads())
-        try:
+        with self._numba_threads():
             for start in range(0, X.shape[0], self.batch_rows):
                 stop = min(start + self.batch_rows, X.shape[0])
                 _raw_score(self._codes(X[start:stop]), out[start:stop], md.tree_start, md.left, md.right,
                            md.node_col, md.lut_start, md.node_lut, md.leaf_id, md.leaf_value)
-        finally:
-            numba.set_num_threads(previous)
         return out
