@@ -64,3 +64,7 @@ class DataContractError(ValueError):
             lines.append(f"  {i}. {sub_lines[0]}")
             lines.extend(f"    {line}" for line in sub_lines[1:])
         return lines
+
+
+class OutputError(OSError):
+    """An output path cannot be written (no folder, no permission, read-only place)."""

@@ -9,12 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from features.errors import DataContractError
+from features.errors import DataContractError, OutputError
 from pipelines.config import ParamsError
 from pipelines.console import console
 from pipelines.tracking import TrackingError
 from models.scorer import FeatureColumnsError
-from pipelines.stages.score import OutputError
 
 app = typer.Typer(
     name="leadlift",

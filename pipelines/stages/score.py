@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from features.builder import FeaturesParams, build_snapshots
 from features.catalog import build_catalog, discover_attributes
 from features.contract import CUTOFF, LEAD_ID
-from features.errors import DataContractError
+from features.errors import DataContractError, OutputError
 from features.io import atomic_path
 from features.snapshots import scoring_spine
 from features.timeline import latest_event_time, latest_lead_time, resolve_data_end
@@ -34,17 +34,21 @@ SCORE_COLUMNS: tuple[str, ...] = (
 BATCH_ROWS = 100_000
 
 
-class OutputError(OSError):
-    """The output path cannot be written."""
-
-
 def load_scorer(location: str) -> LeadScorer:
     """A ``LeadScorer`` from an exported folder, a run URI or a registry URI (the model version is read
     from the export note or the registry)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    model = mlflow.pyfunc.load_model(location)
-    scorer: LeadScorer = model.unwrap_python_model().scorer
+    try:
+        model = mlflow.pyfunc.load_model(location)
+        scorer: LeadScorer = model.unwrap_python_model().scorer
+    except (MlflowException, OSError, AttributeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataContractError(
+            location, f"no leadlift scorer can be loaded from here ({first})",
+            expected="an exported scorer folder (artifacts/scorer), a runs:/…/model URI or models:/lead-propensity@champion",
+        ) from None
     note = Path(location) / EXPORT_INFO
     if note.exists():
         scorer.model_version = json.loads(note.read_text())["model_version"]
