@@ -108,3 +108,11 @@ def test_the_scorer_pickles_without_its_explainer(trained_scorer, simulated_snap
     again = pickle.loads(pickle.dumps(scorer))
     assert again._explainer is None
     pd.testing.assert_frame_equal(again.score(frame), before)
+
+
+def test_a_scorer_that_cannot_be_loaded_is_a_clear_error(tmp_path):
+    from features.errors import DataContractError
+    from pipelines.stages.score import load_scorer
+
+    with pytest.raises(DataContractError, match="no leadlift scorer can be loaded"):
+        load_scorer(str(tmp_path / "no-scorer-here"))
