@@ -114,7 +114,7 @@ class Chunk:
     events: pa.Table
     """Events in ``features.validate.events_arrow_schema(True)``, sorted by (lead_id, ts)."""
     truth: pd.DataFrame
-    """Hidden per-lead truth: ``lead_id, persona, fit, outbound, trial_engaged``."""
+    """Hidden per-lead truth: ``lead_id, persona, fit, outbound, authority, trial_engaged``."""
     states: pa.Table
     """Intent states as run-length segments ``lead_id, start_day, end_day, state`` (days since
     ``start``, inclusive; ``state`` indexes ``STATES``)."""
@@ -175,6 +175,8 @@ HANDOFF_BY_PERSONA = np.array([1.2, 1.0, 0.7, 0.5])
 ACCEPT_BY_PERSONA = np.array([0.90, 0.70, 0.35, 0.08])
 DQ_BY_STATE = np.array([0.006, 0.003, 0.002, 0.001, 0.0005])
 DQ_BY_PERSONA = np.array([0.3, 0.6, 1.0, 2.0])
+ACCEPT_WITHOUT_AUTHORITY = 0.3
+"""Sales accepts a hand-off from a lead without buying authority (BANT's A) this much less often."""
 
 # --- event kinds -----------------------------------------------------------------------------------
 # A kind is an event type with its page or content type. The first N_ACTIVITY kinds are the lead's
@@ -438,14 +440,16 @@ def simulate_chunk(params: SimulateParams, index: int) -> Chunk:
 
 
 def daily_outcome_probabilities(
-    persona: np.ndarray, fit: np.ndarray, outbound: np.ndarray, handoff_scale: float
+    persona: np.ndarray, fit: np.ndarray, outbound: np.ndarray, authority: np.ndarray, handoff_scale: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per lead and state, ``(n, 5)`` probabilities of SQL, recycle and DQ in one MQL-day.
 
     Hand-off hazard = state rate x persona factor x (0.4 + fit) x ``handoff_scale``; sales
     accepts with probability persona factor x (0.2 + 0.8 fit), times fit again for outbound
-    leads (they need a strong fit); a rejected hand-off is a recycle. The DQ hazard is higher
-    for tire-kickers, bad fit and cold states. The three are exclusive outcomes of one draw.
+    leads (they need a strong fit), times ``ACCEPT_WITHOUT_AUTHORITY`` for a lead without buying
+    authority (``buying_authority``: an interaction of seniority and company size, not a sum);
+    a rejected hand-off is a recycle. The DQ hazard is higher for tire-kickers, bad fit and cold
+    states. The three are exclusive outcomes of one draw.
     """
     persona = np.asarray(persona)
     fit = np.asarray(fit, dtype=np.float64)
@@ -454,6 +458,7 @@ def daily_outcome_probabilities(
     )
     handoff = np.minimum(handoff, 0.9)
     accept = ACCEPT_BY_PERSONA[persona] * (0.2 + 0.8 * fit) * np.where(np.asarray(outbound, bool), fit, 1.0)
+    accept = accept * np.where(np.asarray(authority, bool), 1.0, ACCEPT_WITHOUT_AUTHORITY)
     p_sql = handoff * accept[:, None]
     p_recycle = handoff - p_sql
     p_dq = DQ_BY_STATE[None, :] * DQ_BY_PERSONA[persona][:, None] * (1.5 - fit)[:, None]
@@ -489,6 +494,7 @@ def oracle_probabilities(
     persona = pd.Categorical(truth["persona"].to_numpy(), categories=PERSONAS).codes.astype(np.int64)[t_idx]
     fit = truth["fit"].to_numpy(np.float64)[t_idx]
     outbound = truth["outbound"].to_numpy(bool)[t_idx]
+    authority = truth["authority"].to_numpy(bool)[t_idx]
     day = ((spine[CUTOFF] - start) // pd.Timedelta(days=1)).to_numpy(np.int64)
     state = lookup_states(states, spine[LEAD_ID].to_numpy(np.int64), day)
     if (state < 0).any():
@@ -496,8 +502,8 @@ def oracle_probabilities(
     out = np.empty(n)
     for a in range(0, n, ORACLE_BLOCK_ROWS):  # blocks bound the memory of the (5, rows) arrays
         b = min(a + ORACLE_BLOCK_ROWS, n)
-        out[a:b] = _propagate(persona[a:b], fit[a:b], outbound[a:b], state[a:b], horizon_days,
-                              params.handoff_scale)
+        out[a:b] = _propagate(persona[a:b], fit[a:b], outbound[a:b], authority[a:b], state[a:b],
+                              horizon_days, params.handoff_scale)
     return out
 
 
@@ -505,8 +511,8 @@ ORACLE_BLOCK_ROWS = 500_000
 
 
 def _propagate(
-    persona: np.ndarray, fit: np.ndarray, outbound: np.ndarray, state: np.ndarray, horizon_days: int,
-    handoff_scale: float,
+    persona: np.ndarray, fit: np.ndarray, outbound: np.ndarray, authority: np.ndarray, state: np.ndarray,
+    horizon_days: int, handoff_scale: float,
 ) -> np.ndarray:
     """P(SQL within ``horizon_days`` MQL-days) from a known state: the sub-stochastic chain run forward.
 
@@ -515,7 +521,9 @@ def _propagate(
     """
     order = np.argsort(persona, kind="stable")
     bounds = np.searchsorted(persona[order], np.arange(len(PERSONAS) + 1))
-    p_sql, p_rec, p_dq = daily_outcome_probabilities(persona[order], fit[order], outbound[order], handoff_scale)
+    p_sql, p_rec, p_dq = daily_outcome_probabilities(
+        persona[order], fit[order], outbound[order], authority[order], handoff_scale
+    )
     p_sql, p_rec = np.ascontiguousarray(p_sql.T), np.ascontiguousarray(p_rec.T)
     p_none = 1.0 - p_sql - p_rec - np.ascontiguousarray(p_dq.T)
     n = len(order)
@@ -597,6 +605,7 @@ class _World:
     outbound: np.ndarray
     source: np.ndarray
     fit: np.ndarray
+    authority: np.ndarray
     fit_points: np.ndarray
     activity: np.ndarray
     engaged: np.ndarray
@@ -621,6 +630,17 @@ def business_hours(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def _day_of_week(start: pd.Timestamp, days: int) -> np.ndarray:
     return (start.day_of_week + np.arange(days + 1)) % 7
+
+
+def buying_authority(seniority: np.ndarray, employees: np.ndarray) -> np.ndarray:
+    """Whether a lead can buy (BANT's authority): executives anywhere, managers in companies under
+    200 people, anyone but a student in companies under 20. Seniority codes index ``SENIORITIES``."""
+    seniority = np.asarray(seniority)
+    employees = np.asarray(employees)
+    senior = np.isin(seniority, [SENIORITIES.index(s) for s in SENIOR])
+    manager = seniority == SENIORITIES.index("manager")
+    student = seniority == SENIORITIES.index("student")
+    return senior | (manager & (employees < 200)) | (~student & (employees < 20))
 
 
 def _draw_leads(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp, params: SimulateParams) -> _World:
@@ -668,7 +688,9 @@ def _draw_leads(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp
         "country": country, "seniority": seniority, "lead_source": source,
         "email_domain_type": free.astype(np.int8), "crm_compatible": crm,
     }
-    return _World(created_day, created_tod, persona, outbound, source, fit, fit_points, activity, engaged, attributes)
+    authority = buying_authority(seniority, employees)
+    return _World(created_day, created_tod, persona, outbound, source, fit, authority, fit_points, activity, engaged,
+                  attributes)
 
 
 # --- the daily loop -------------------------------------------------------------------------------------
@@ -734,7 +756,7 @@ def _run_days(
     p_unsub = UNSUB_BY_PERSONA[:, None] * UNSUB_BY_STATE[None, :]
     p_use = np.minimum(USE_BY_PERSONA[:, None] * USE_BY_STATE[None, :], 1.0)
     p_send = params.sends_per_week / 5.0
-    p_sql, p_rec, p_dq = daily_outcome_probabilities(w.persona, w.fit, w.outbound, params.handoff_scale)
+    p_sql, p_rec, p_dq = daily_outcome_probabilities(w.persona, w.fit, w.outbound, w.authority, params.handoff_scale)
     cut_sql, cut_rec, cut_dq = p_sql, p_sql + p_rec, p_sql + p_rec + p_dq
     outbound_camp = _CAMP["outbound_sequence"]
 
@@ -965,6 +987,7 @@ def _assemble(
             "persona": np.asarray(PERSONAS)[w.persona],
             "fit": w.fit,
             "outbound": w.outbound,
+            "authority": w.authority,
             "trial_engaged": w.engaged,
         }
     )
