@@ -131,10 +131,11 @@ def slice_metrics(
     y: np.ndarray,
     probabilities: Mapping[str, np.ndarray],
     *,
-    threshold: float,
+    thresholds: Mapping[str, float],
     min_rows: int,
 ) -> dict[str, dict[str, Any]]:
-    """Metrics of each model within each slice value having at least ``min_rows`` rows."""
+    """Metrics of each model (flagged at its own threshold) within each slice value having at least
+    ``min_rows`` rows."""
     values = keys.astype(object).where(keys.notna(), "(missing)").to_numpy()
     y = np.asarray(y)
     out: dict[str, dict[str, Any]] = {}
@@ -144,7 +145,7 @@ def slice_metrics(
             continue
         entry: dict[str, Any] = {"rows": int(mask.sum()), "positives": int(y[mask].sum())}
         for model, p in probabilities.items():
-            entry[model] = binary_metrics(y[mask], np.asarray(p)[mask], threshold=threshold)
+            entry[model] = binary_metrics(y[mask], np.asarray(p)[mask], threshold=thresholds[model])
         out[str(value)] = entry
     return out
 

@@ -35,20 +35,11 @@ from models.guards import (
 from models.lgbm import FeatureSpec, LGBMParams, LGBMScorer, Trial, search_lgbm
 from models.metrics import TOP_FRACTIONS, band, binary_metrics, curve_tables, ece, slice_metrics
 from models.plots import curve_figures
+from models.scorer import FlagParams
 from models.split import SplitParams, split_out_of_time
 
 MODELS: tuple[str, ...] = ("lightgbm", "logreg", "points")
 ORACLE_COLUMN = "true_probability"
-
-
-class FlagParams(BaseModel):
-    """Which calibrated probability flags a lead as a likely converter."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    policy: Literal["fixed", "best_f1"] = "fixed"
-    """fixed: ``threshold``; best_f1: the threshold with the best F1 on the calibration part."""
-    threshold: float = Field(0.5, gt=0, lt=1)
 
 
 class TrainParams(BaseModel):
@@ -61,7 +52,6 @@ class TrainParams(BaseModel):
     logreg: LogRegParams = LogRegParams()
     lgbm: LGBMParams = LGBMParams()
     calibration: CalibrationParams = CalibrationParams()
-    flag: FlagParams = FlagParams()
     min_class_rows: int = Field(40, ge=1)
     """Fewer positive or negative training rows than this stops the run."""
     warn_class_rows: int = Field(200, ge=1)
@@ -83,7 +73,10 @@ class TrainResult:
     models: dict[str, Any]
     scorer: LGBMScorer
     calibration: CalibrationChoice
-    threshold: float
+    best_f1_threshold: float
+    """The calibrated probability with the best F1 on the calibration part (the ``best_f1`` policy's)."""
+    thresholds: dict[str, float]
+    """Per model, the probability at and above which the test evaluation flags a row under the policy."""
     trials: list[Trial]
     best_trial: Trial
     metrics: dict[str, Any]
@@ -117,8 +110,13 @@ def train_all(
     horizon_days: int,
     oracle: pd.DataFrame | None = None,
     on_trial: Callable[[dict, dict], None] | None = None,
+    flag: FlagParams = FlagParams(),
 ) -> TrainResult:
-    """Split, train points/logreg/LightGBM, calibrate LightGBM, evaluate all on the out-of-time test."""
+    """Split, train points/logreg/LightGBM, calibrate LightGBM, evaluate all on the out-of-time test.
+
+    ``flag`` is the scorer's flag policy (``scorer.flag``): the test metrics at the flag threshold
+    are those the exported scorer would give.
+    """
     check_snapshot_frame(snapshots)
     notes = check_class_counts(
         snapshots[LABEL], part="the snapshots", minimum=params.min_class_rows, warn_below=0
@@ -150,10 +148,10 @@ def train_all(
     logreg = fit_logreg(parts.train, features, params.logreg)
     scorer, trials, best = search_lgbm(parts.train, features, params.lgbm, on_trial=on_trial)
     calibrated, choice = calibrate(scorer, parts.calibration, params.calibration)
-    threshold = flag_threshold(calibrated, parts.calibration, params.flag)
+    best_f1 = best_f1_threshold(calibrated, parts.calibration)
     models = {"lightgbm": calibrated, "logreg": logreg, "points": points}
 
-    evaluation = evaluate(models, parts.test, params, threshold=threshold, oracle=oracle)
+    evaluation = evaluate(models, parts.test, params, flag=flag, best_f1=best_f1, oracle=oracle)
     notes += evaluation.notes
     raw = scorer.predict_proba(parts.test)[:, 1]
     y = parts.test[LABEL].to_numpy()
@@ -181,7 +179,7 @@ def train_all(
             "iterations": int(np.max(logreg.named_steps["model"].n_iter_)),
             "max_iter": params.logreg.max_iter,
         },
-        "flag": {"policy": params.flag.policy, "threshold": threshold},
+        "flag": {**flag.model_dump(), "best_f1_threshold": best_f1, "test_thresholds": evaluation.thresholds},
         "warnings": notes,
         "targets": target_checks(evaluation.test),
     }
@@ -190,7 +188,8 @@ def train_all(
         models=models,
         scorer=scorer,
         calibration=choice,
-        threshold=threshold,
+        best_f1_threshold=best_f1,
+        thresholds=evaluation.thresholds,
         trials=trials,
         best_trial=best,
         metrics=metrics,
@@ -210,6 +209,7 @@ class Evaluation:
     curves: dict[str, pd.DataFrame]
     predictions: pd.DataFrame
     notes: list[str]
+    thresholds: dict[str, float]
 
 
 def evaluate(
@@ -217,7 +217,8 @@ def evaluate(
     test: pd.DataFrame,
     params: TrainParams,
     *,
-    threshold: float,
+    flag: FlagParams,
+    best_f1: float,
     oracle: pd.DataFrame | None = None,
 ) -> Evaluation:
     """Score ``test`` with every model (``predict_proba``) and compute all metrics and curves.
@@ -227,17 +228,18 @@ def evaluate(
     """
     y = test[LABEL].to_numpy()
     probabilities = {name: model.predict_proba(test)[:, 1] for name, model in models.items()}
+    thresholds = {name: flag_threshold(flag, best_f1, p) for name, p in probabilities.items()}
     metrics: dict[str, Any] = {
-        name: binary_metrics(y, p, threshold=threshold, top_fractions=params.top_fractions)
+        name: binary_metrics(y, p, threshold=thresholds[name], top_fractions=params.top_fractions)
         for name, p in probabilities.items()
     }
     if oracle is not None:
         metrics["oracle"] = oracle_metrics(test, oracle)
-    slices, notes = evaluate_slices(test, y, probabilities, threshold, params)
+    slices, notes = evaluate_slices(test, y, probabilities, thresholds, params)
     predictions = test[[LEAD_ID, CUTOFF, LABEL]].assign(
         **{f"p_{name}": p for name, p in probabilities.items()}
     )
-    return Evaluation(metrics, slices, curve_tables(y, probabilities), predictions, notes)
+    return Evaluation(metrics, slices, curve_tables(y, probabilities), predictions, notes, thresholds)
 
 
 def search_summary(
@@ -255,15 +257,31 @@ def search_summary(
     }
 
 
-def flag_threshold(model: Any, calibration: pd.DataFrame, params: FlagParams) -> float:
-    """The flag threshold: fixed, or the best-F1 threshold of calibrated probabilities on calibration."""
-    if params.policy == "fixed":
-        return params.threshold
+def best_f1_threshold(model: Any, calibration: pd.DataFrame) -> float:
+    """The calibrated probability whose flag has the best F1 on the calibration part."""
     y = calibration[LABEL].to_numpy()
     precision, recall, thresholds = precision_recall_curve(y, model.predict_proba(calibration)[:, 1])
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)[:-1]
     return float(thresholds[int(np.argmax(f1))])
+
+
+def flag_threshold(flag: FlagParams, best_f1: float, p: np.ndarray) -> float:
+    """The probability at and above which the evaluation flags a row under the scorer's policy.
+
+    fixed: ``flag.threshold``; best_f1: ``best_f1``; capacity: the ``flag.capacity``-th highest of
+    ``p``, so the top ``capacity`` rows are flagged, as one scoring run of these rows would (ties
+    at that probability are all flagged).
+    """
+    if flag.policy == "fixed":
+        return float(flag.threshold)
+    if flag.policy == "best_f1":
+        return float(best_f1)
+    p = np.asarray(p, dtype=float)
+    if len(p) == 0:
+        return 1.0
+    k = min(flag.capacity, len(p))
+    return float(np.partition(p, len(p) - k)[len(p) - k])
 
 
 def oracle_metrics(test: pd.DataFrame, oracle: pd.DataFrame) -> dict[str, Any]:
@@ -287,7 +305,7 @@ def evaluate_slices(
     test: pd.DataFrame,
     y: np.ndarray,
     probabilities: dict[str, np.ndarray],
-    threshold: float,
+    thresholds: dict[str, float],
     params: TrainParams,
 ) -> tuple[dict[str, Any], list[str]]:
     """Per-slice metrics for each configured slice column in ``test``, and notes on absent ones."""
@@ -300,7 +318,7 @@ def evaluate_slices(
         keys, name = test[col], col
         if col in params.slice_bands:
             keys, name = band(test[col], params.slice_bands[col]), f"{col}_band"
-        out[name] = slice_metrics(keys, y, probabilities, threshold=threshold, min_rows=params.min_slice_rows)
+        out[name] = slice_metrics(keys, y, probabilities, thresholds=thresholds, min_rows=params.min_slice_rows)
     return out, notes
 
 

@@ -21,7 +21,7 @@ from features.contract import LEAD_ID
 from features.io import atomic_path, write_json_atomic
 from models.reasons import ReasonBook
 from models.registry import PromotionParams, decide_promotion
-from models.scorer import LeadScorer, ScorerParams
+from models.scorer import FlagParams, LeadScorer, ScorerParams
 from models.train import TrainParams, TrainResult, metrics_on_test_part, train_all
 from pipelines.config import load_section
 from pipelines.console import console
@@ -64,12 +64,12 @@ def main(
 
     def make_scorer(result: TrainResult) -> LeadScorer:
         book = ReasonBook.from_catalog(catalog, result.spec.names)
-        return LeadScorer(result.calibrated, book, scorer_params, best_f1_threshold=result.threshold,
+        return LeadScorer(result.calibrated, book, scorer_params, best_f1_threshold=result.best_f1_threshold,
                           model_name=registry.model_name)
 
     with mlflow_errors(uri):
         run_info, result = _tracked_training(
-            root, uri, params, registry, horizon, snapshots, oracle, inputs, make_scorer
+            root, uri, params, registry, horizon, snapshots, oracle, inputs, make_scorer, scorer_params.flag
         )
 
     write_json_atomic(result.metrics, metrics_out)
@@ -90,6 +90,7 @@ def _tracked_training(
     oracle: pd.DataFrame | None,
     inputs: list[Path],
     make_scorer: Any,
+    flag: FlagParams,
 ) -> tuple[dict[str, Any], TrainResult]:
     import mlflow
     from mlflow import MlflowClient
@@ -118,7 +119,7 @@ def _tracked_training(
                 mlflow.log_params(flat_params(trial_params))
                 mlflow.log_metrics(flat_metrics(trial_metrics))
 
-        result = train_all(snapshots, params, horizon_days=horizon, oracle=oracle, on_trial=log_trial)
+        result = train_all(snapshots, params, horizon_days=horizon, oracle=oracle, on_trial=log_trial, flag=flag)
 
         mlflow.log_metrics(flat_metrics({k: result.metrics[k] for k in ("split", "test", "slices", "calibration")}))
         mlflow.log_dict(result.metrics, "metrics.json")
@@ -126,7 +127,8 @@ def _tracked_training(
             {
                 "calibration.method": result.calibration.method,
                 "calibration.reason": result.calibration.reason,
-                "flag.threshold": f"{result.threshold:.6f}",
+                "flag.policy": flag.policy,
+                "flag.best_f1_threshold": f"{result.best_f1_threshold:.6f}",
             }
         )
         for kind, figure in result.figures.items():

@@ -97,7 +97,7 @@ def test_slice_metrics_per_value_and_min_rows():
     keys = pd.Series(["a"] * 60 + ["b"] * 60 + ["c"] * 5 + [None] * 60, dtype="str")
     rng = np.random.default_rng(1)
     y = rng.binomial(1, 0.3, len(keys))
-    out = slice_metrics(keys, y, {"m": rng.random(len(keys))}, threshold=0.5, min_rows=50)
+    out = slice_metrics(keys, y, {"m": rng.random(len(keys))}, thresholds={"m": 0.5}, min_rows=50)
     assert sorted(out) == ["(missing)", "a", "b"]
     assert out["a"]["rows"] == 60 and out["a"]["m"]["rows"] == 60
     assert out["b"]["positives"] == int(y[60:120].sum())

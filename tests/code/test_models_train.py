@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.train import FlagParams, TrainParams, flag_threshold, oracle_metrics, target_checks
+from models.scorer import FlagParams
+from models.train import TrainParams, best_f1_threshold, flag_threshold, oracle_metrics, target_checks
 
 
 class _Fixed:
@@ -15,14 +16,20 @@ class _Fixed:
         return np.column_stack([1 - self.p, self.p])
 
 
-def test_fixed_flag_threshold_is_the_param():
-    assert flag_threshold(None, pd.DataFrame(), FlagParams(threshold=0.3)) == 0.3
+def test_evaluation_threshold_follows_the_scorer_flag_policy():
+    p = np.array([0.05, 0.9, 0.3, 0.6, 0.1])
+    assert flag_threshold(FlagParams(policy="fixed", threshold=0.3), 0.7, p) == 0.3
+    assert flag_threshold(FlagParams(policy="best_f1"), 0.7, p) == 0.7
+    capacity = flag_threshold(FlagParams(policy="capacity", capacity=2), 0.7, p)
+    assert list(p >= capacity) == [False, True, False, True, False]  # exactly the top two
+    assert flag_threshold(FlagParams(policy="capacity", capacity=10), 0.7, p) == 0.05  # fewer rows: all
+    assert flag_threshold(FlagParams(policy="capacity", capacity=2), 0.7, np.array([])) == 1.0
 
 
 def test_best_f1_threshold_separates_a_perfectly_ranked_part():
     y = np.r_[np.zeros(90), np.ones(10)].astype(int)
     p = np.r_[np.linspace(0.01, 0.2, 90), np.linspace(0.4, 0.9, 10)]
-    threshold = flag_threshold(_Fixed(p), pd.DataFrame({"label": y}), FlagParams(policy="best_f1"))
+    threshold = best_f1_threshold(_Fixed(p), pd.DataFrame({"label": y}))
     assert 0.2 < threshold <= 0.4
     assert ((p >= threshold) == (y == 1)).all()
 

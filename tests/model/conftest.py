@@ -39,4 +39,4 @@ def trained_scorer(simulated_snapshots):
                                          search=SearchParams(n_trials=1)))
     result = train_all(snapshots, params, horizon_days=30)
     book = ReasonBook.from_catalog(catalog, result.spec.names)
-    return LeadScorer(result.calibrated, book, ScorerParams(), best_f1_threshold=result.threshold), result
+    return LeadScorer(result.calibrated, book, ScorerParams(), best_f1_threshold=result.best_f1_threshold), result
