@@ -70,3 +70,35 @@ def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
     assert second.returncode == 0, second.stderr
     assert "didn't change, skipping" in second.stdout + second.stderr
     assert "Running stage" not in second.stdout + second.stderr
+
+
+def test_dvc_experiment_retrains_only_what_changed_and_is_comparable(project_copy):
+    """The data scientist's loop: commit a baseline, `dvc exp run -S` a train parameter, then
+    `dvc exp show` and `dvc metrics diff` compare the two."""
+    root = project_copy(**TINY)
+    assert run([sys.executable, "-m", "dvc", "repro"], root).returncode == 0
+    git = ["git", "-c", "user.name=leadlift", "-c", "user.email=leadlift@localhost"]
+    for cmd in (["git", "add", "-A"], [*git, "commit", "-qm", "baseline"]):
+        done = run(cmd, root)
+        assert done.returncode == 0, done.stderr
+    tracked = run(["git", "ls-files", "reports"], root).stdout.split()
+    assert "reports/metrics.json" in tracked and "reports/plots/roc/lightgbm.csv" in tracked
+
+    exp = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "train.lgbm.early_stopping_rounds=25"], root)
+    out = exp.stdout + exp.stderr
+    assert exp.returncode == 0, out
+    assert "Running stage 'train'" in out and "Running stage 'simulate'" not in out
+    assert "Stage 'features' didn't change, skipping" in out
+
+    shown = run([sys.executable, "-m", "dvc", "exp", "show", "--json"], root)
+    assert shown.returncode == 0, shown.stderr
+    revs = json.loads(shown.stdout)
+    experiments = [e for r in revs for e in (r.get("experiments") or [])]
+    assert experiments, "the experiment is listed"
+    exp_data = experiments[0]["revs"][0]["data"]
+    assert exp_data["params"]["params.yaml"]["data"]["train"]["lgbm"]["early_stopping_rounds"] == 25
+    assert exp_data["metrics"]["reports/metrics.json"]["data"]["test"]["lightgbm"]["roc_auc"] > 0.5
+    diff = run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], root)
+    assert diff.returncode == 0 and "failed to load" not in diff.stderr, diff.stderr
+    train_run = json.loads((root / "reports/train_run.json").read_text())
+    assert train_run["model_version"] == "2" and "reason" in train_run["promotion"]
