@@ -54,7 +54,7 @@ def prepare_workspace(example: Path, dest: Path, root: Path = ROOT) -> Path:
     if not (dest / "params.yaml").exists() or (dest / "params.yaml").read_text() != text:
         (dest / "params.yaml").write_text(text)
     if not (dest / ".dvc").is_dir():
-        subprocess.run([sys.executable, "-m", "dvc", "init", "--quiet", "--no-scm", "--subdir"], cwd=dest, check=True)
+        subprocess.run([sys.executable, "-m", "dvc", "init", "--quiet", "--no-scm"], cwd=dest, check=True)
         subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=dest, check=True)
     return dest
 

@@ -107,3 +107,11 @@ def test_example_params_merge_over_the_project_and_resolve_data_paths(tmp_path):
     assert merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 1}
     assert DataParams.model_validate(params["data"]).split_method == "out_of_time"
     TrainParams.model_validate(params["train"])  # the merged sections are valid
+
+
+
+def test_max_cat_to_onehot_reaches_lightgbm_training():
+    from models.lgbm import LGBMParams, booster_params
+
+    assert booster_params(LGBMParams(max_cat_to_onehot=32))["max_cat_to_onehot"] == 32
+    assert booster_params(LGBMParams())["max_cat_to_onehot"] == 4  # LightGBM's own default: unchanged
