@@ -86,3 +86,47 @@ def test_bad_export_stops_at_ingest_and_writes_nothing(project_copy, tmp_path):
     assert "Created" in out and "row 4" in out and "'soon'" in out, out
     assert not (root / "data/raw/leads.parquet").exists() and not (root / "data/raw/events").exists()
     assert not (root / "reports/ingest.json").exists()
+
+
+def _export_leads_and_events(tmp_path):
+    """A small simulated base written out as a user's CRM would: CSV, own column names, naive times."""
+    import pyarrow as pa
+
+    from features.simulate import SimulateParams, simulate_chunks
+
+    chunks = list(simulate_chunks(SimulateParams(leads=1500, chunk_leads=1500, workers=1, months=18, seed=5)))
+    leads = pd.concat([c.leads for c in chunks], ignore_index=True)
+    events = pa.concat_tables([c.events for c in chunks]).to_pandas()
+    naive = {c: leads[c].dt.tz_convert(None).dt.strftime("%Y-%m-%d %H:%M:%S").where(leads[c].notna(), "")
+             for c in ("created_at", "mql_at", "sql_at", "disqualified_at")}
+    leads = leads.assign(**naive).rename(columns={"lead_id": "Contact ID", "created_at": "Created Date",
+                                                  "mql_at": "MQL Date", "sql_at": "SQL Date"})
+    events = events.assign(ts=events["ts"].dt.tz_convert(None).dt.strftime("%Y-%m-%d %H:%M:%S"))
+    events = events.rename(columns={"lead_id": "contact", "ts": "timestamp", "event_type": "activity"})
+    leads.to_csv(tmp_path / "crm_leads.csv", sep=";", index=False)
+    events.to_csv(tmp_path / "crm_events.csv", index=False)
+    return {
+        "source": "files", "leads": str(tmp_path / "crm_leads.csv"), "events": str(tmp_path / "crm_events.csv"),
+        "mapping": {"lead_id": "Contact ID", "created_at": "Created Date", "mql_at": "MQL Date", "sql_at": "SQL Date"},
+        "event_mapping": {"lead_id": "contact", "ts": "timestamp", "event_type": "activity"},
+    }, len(leads), len(events)
+
+
+def test_dvc_repro_on_leads_and_events_files(project_copy, tmp_path):
+    data, n_leads, n_events = _export_leads_and_events(tmp_path)
+    root = project_copy(data=data, train=SMALL_TRAIN)
+    done = run([sys.executable, "-m", "dvc", "repro"], root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ingest = json.loads((root / "reports/ingest.json").read_text())
+    assert ingest["mode"] == "events" and ingest["rows"] == n_leads and ingest["events"] == n_events
+    validation = json.loads((root / "reports/validation.json").read_text())
+    assert validation["events"]["rows"] == n_events
+    snapshots = pd.read_parquet(root / "data/snapshots.parquet")
+    assert len(snapshots) > 0 and "page_view_pricing_count_30d" in snapshots.columns
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert metrics["split"]["method"] == "out_of_time" and "oracle" not in metrics["test"]
+    assert 0.5 < metrics["test"]["lightgbm"]["roc_auc"] <= 1.0
+    profile = json.loads((root / "reports/data_profile.json").read_text())
+    assert profile["over_time"]["unit"] == "month"
+    scores = pd.read_parquet(root / "data/scores/scores.parquet")
+    assert len(scores) > 0 and scores["probability"].between(0, 1).all()

@@ -71,6 +71,8 @@ def _leads(leads: pd.DataFrame, data: DataParams, ingest_report: dict[str, Any])
     typed, types = infer_types(mqls[attributes], timezone=data.timezone, source="leads")
     frame = pd.concat([typed, mqls[[MQL_AT]]], axis=1) if MQL_AT in mqls.columns else typed
     notes = ["outcome: the MQL became SQL (at any time after its MQL); one row per MQL",
+             "the training labels use features.horizon_days and leave out snapshots whose horizon runs past "
+             "the end of the data, so a censoring warning here describes the raw table, not the training rows",
              *ingest_report.get("notes", [])]
     return profile(frame, label, types, time_column=MQL_AT if MQL_AT in frame.columns else None,
                    suspects=ingest_report.get("suspects", []), kept=data.audit.keep, notes=notes)
