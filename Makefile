@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean example-bank
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest
+
+example-bank: venv
+	$(PY) -m pipelines.example examples/bank-marketing
 
 bench: venv
 	$(PY) -m benchmarks.run

@@ -165,6 +165,21 @@ class DataParams(BaseModel):
         """True when there is no events table: the leads file is a CRM export with an outcome."""
         return self.events is None
 
+    @property
+    def files_tabular(self) -> bool:
+        """True for the user's own CRM export without events (one snapshot per row)."""
+        return self.source == "files" and self.tabular
+
+    @property
+    def split_method(self) -> Literal["out_of_time", "stratified_random"]:
+        """How the train stage splits: out of time when the rows are dated (a date column, the
+        MQL or creation time, or rows declared in time order), else stratified random."""
+        if not self.files_tabular:
+            return "out_of_time"
+        m = self.mapping
+        dated = m.date is not None or m.mql_at is not None or m.created_at is not None or m.row_order_is_time
+        return "out_of_time" if dated else "stratified_random"
+
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -693,3 +708,96 @@ def _cutoffs(prep: PreparedTable, seed: int) -> tuple[pd.Series, str, str]:
         split = "stratified_random"
     cutoff = pd.Series(SYNTHETIC_ORIGIN + pd.to_timedelta(position, unit="D"), index=prep.frame.index)
     return cutoff.dt.as_unit(TIME_UNIT), split, reason
+
+
+# --- events mode: the user's leads and events mapped to the contract -----------------------------
+
+
+def _contract_ids(ids: pd.Series) -> pd.Series:
+    """Lead ids as whole numbers when every filled id is written as one, else as text."""
+    text = ids.astype("str").str.strip().where(ids.notna())
+    if text.notna().all() and text.str.fullmatch(r"[+-]?\d{1,18}").all():
+        return text.astype("int64")
+    return text
+
+
+def prepare_leads(frame: pd.DataFrame, params: DataParams, source: str = "leads") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The user's leads table in the contract's names and types, suspects left out, and a report.
+
+    Mapped columns are renamed, missing tokens cleared, lifecycle times converted to UTC (naive
+    ones read in ``params.timezone``) and attribute columns typed (``infer_types``; identifiers,
+    free text and constant columns are dropped with a note). With the audit on, attributes that
+    leak "became SQL" among the MQLs are left out unless kept in ``params.audit.keep``. The
+    contract checks themselves (required columns, unique ids, time order) stay in
+    ``features.validate``. The input frame is not modified.
+    """
+    from features.contract import LEAD_TIME_COLUMNS
+
+    for col in params.exclude:
+        if col not in frame.columns:
+            raise DataContractError(source, f"excluded column '{col}' is not in the file", column=col,
+                                    expected=f"one of the columns found: {', '.join(map(str, frame.columns))}")
+    mapped = normalise_missing(apply_mapping(frame, params.mapping, source), params.missing_tokens)
+    lifecycle = [c for c in LEAD_TIME_COLUMNS if c in mapped.columns]
+    converted = {c: to_utc(mapped[c], c, params.timezone, source) for c in lifecycle}
+    reserved = {LEAD_ID, OUTCOME, *lifecycle}
+    attributes = [c for c in mapped.columns if c not in reserved and c not in params.exclude]
+    typed, types = infer_types(mapped[attributes], timezone=params.timezone, source=source)
+    notes = [f"'{c}' is not a feature: {_why_not(k)}" for c, k in types.items() if k not in FEATURE_TYPES]
+    kept_attrs = [c for c in attributes if types[c] in FEATURE_TYPES]
+    unknown = [c for c in params.audit.keep if c not in types]
+    if unknown:
+        raise DataContractError(source, f"audit.keep names column(s) not in the file: {unknown}",
+                                expected=f"attribute columns: {', '.join(map(str, types))}")
+    ids = {LEAD_ID: _contract_ids(mapped[LEAD_ID])} if LEAD_ID in mapped.columns else {}
+    out = pd.concat([pd.DataFrame({**ids, **converted}, index=mapped.index), typed[kept_attrs]], axis=1)
+    suspects: list[Suspect] = []
+    if params.audit.enabled and SQL_AT in out.columns and kept_attrs:
+        rows = out[MQL_AT].notna().to_numpy() if MQL_AT in out.columns else np.ones(len(out), dtype=bool)
+        label = out.loc[rows, SQL_AT].notna().to_numpy().astype(np.int8)
+        time_col = MQL_AT if MQL_AT in out.columns else None
+        cols = [*kept_attrs, *([time_col] if time_col else []), SQL_AT]
+        if 0 < label.sum() < len(label):
+            suspects = leakage_audit(out.loc[rows, cols], label, time_column=time_col, outcome_time=SQL_AT,
+                                     params=params.audit)
+    keep = set(params.audit.keep)
+    dropped = [s.column for s in suspects if s.column not in keep]
+    lines = [f"excluded '{s.column}' ({s.rule}): {s.reason}" for s in suspects if s.column in dropped]
+    lines += [f"kept on purpose '{s.column}' ({s.rule}): {s.reason}" for s in suspects if s.column in keep]
+    report = {"types": dict(types), "suspects": [s.to_dict() for s in suspects], "leakage_lines": lines,
+              "notes": notes, "features": [c for c in kept_attrs if c not in set(dropped)]}
+    return out.drop(columns=dropped), report
+
+
+def prepare_events(frame: pd.DataFrame, params: DataParams, source: str = "events") -> pd.DataFrame:
+    """The user's events in the contract's names: mapped, missing tokens cleared, ``ts`` in UTC."""
+    mapped = normalise_missing(apply_mapping(frame, params.event_mapping, source), params.missing_tokens)
+    out = mapped.copy()
+    if TS in out.columns:
+        out[TS] = to_utc(mapped[TS], TS, params.timezone, source)
+    if LEAD_ID in out.columns:
+        out[LEAD_ID] = _contract_ids(mapped[LEAD_ID])
+    return out
+
+
+def tabular_features(frame: pd.DataFrame, params: DataParams, as_of: pd.Timestamp | None = None,
+                     source: str = "leads") -> pd.DataFrame:
+    """Every row of a CRM export as a scoring row ``(lead_id, cutoff, features…)``, no audit.
+
+    The same typing and date features as ``tabular_snapshots`` (so a scorer trained on those
+    snapshots finds its columns); the cutoff is the row's date when the table is dated, else
+    ``as_of``. The outcome column is read only to type the table.
+    """
+    prep = prepare_table(frame, params, source)
+    if prep.time_axis == "date":
+        cutoff = prep.frame[prep.time_column]
+    else:
+        cutoff = pd.Series(as_of if as_of is not None else pd.Timestamp.now(tz=TIMEZONE), index=prep.frame.index)
+    cutoff = pd.to_datetime(cutoff, utc=True).dt.as_unit(TIME_UNIT)
+    dates = [c for c in prep.features if prep.types[c] == "date"]
+    plain = [c for c in prep.features if c not in set(dates)]
+    return pd.concat(
+        [pd.DataFrame({LEAD_ID: prep.frame[LEAD_ID].to_numpy(), CUTOFF: cutoff.to_numpy()}, index=prep.frame.index),
+         prep.frame[plain], pd.DataFrame(_date_features(prep.frame, dates, cutoff), index=prep.frame.index)],
+        axis=1,
+    ).reset_index(drop=True)

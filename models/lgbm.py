@@ -118,6 +118,9 @@ class LGBMParams(BaseModel):
     lambda_l2: float = Field(1.0, ge=0)
     max_bin: int = Field(255, ge=2)
     max_cat_levels: int = Field(1000, ge=2)
+    max_cat_to_onehot: int = Field(4, ge=1)
+    """Categoricals with at most this many levels split one level against the rest; more levels get
+    LightGBM's many-vs-many grouping (a training parameter: LightGBM ignores it on the dataset)."""
     num_threads: int = Field(2, ge=1)
     seed: int = 42
     monotone_increasing: list[str] = []
@@ -157,6 +160,7 @@ def booster_params(params: LGBMParams, overrides: Mapping[str, Any] | None = Non
         "bagging_fraction": float(base["bagging_fraction"]),
         "bagging_freq": int(base["bagging_freq"]),
         "lambda_l2": float(base["lambda_l2"]),
+        "max_cat_to_onehot": params.max_cat_to_onehot,
         "num_threads": params.num_threads,
         "seed": params.seed,
         "deterministic": True,
@@ -244,7 +248,7 @@ def _dataset(
         categorical_feature=spec.categorical_indices(),
         # trials change min_data_in_leaf on one shared binned dataset: LightGBM then needs
         # feature_pre_filter off, or a trial with a smaller value stops with a fatal error
-        params={"max_bin": params.max_bin, "verbosity": -1, "max_cat_to_onehot": 4, "feature_pre_filter": False},
+        params={"max_bin": params.max_bin, "verbosity": -1, "feature_pre_filter": False},
         reference=reference,
         free_raw_data=False,
     )

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.contract import CUTOFF, LABEL, LEAD_ID
@@ -39,6 +41,11 @@ class SplitParams(BaseModel):
     test: float = Field(0.2, gt=0, lt=1)
     gap_days: int | None = Field(None, ge=0)
     """Days left out before each boundary; None = the label horizon."""
+    method: Literal["auto", "out_of_time", "stratified_random"] = "auto"
+    """auto: the train stage picks out_of_time for dated rows, stratified_random for an undated
+    CRM export (``data.split_method``); the library treats auto as out_of_time."""
+    seed: int = 42
+    """Seed of the stratified random split."""
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitParams:
@@ -71,7 +78,13 @@ def boundaries(cutoffs: pd.Series, params: SplitParams) -> tuple[pd.Timestamp, p
 
 
 def split_out_of_time(snapshots: pd.DataFrame, params: SplitParams, horizon_days: int) -> SplitResult:
-    """Split ``snapshots`` out of time (see the module docstring); the input is not modified."""
+    """Split ``snapshots`` out of time (see the module docstring); the input is not modified.
+
+    With ``params.method == "stratified_random"`` the split is a seeded stratified random split
+    by lead instead (``split_stratified_random``), for data with no time axis.
+    """
+    if params.method == "stratified_random":
+        return split_stratified_random(snapshots, params)
     gap = pd.Timedelta(days=params.gap_days if params.gap_days is not None else horizon_days)
     cutoff = snapshots[CUTOFF]
     t1, t2 = boundaries(cutoff, params)
@@ -114,6 +127,40 @@ def split_out_of_time(snapshots: pd.DataFrame, params: SplitParams, horizon_days
                 name: int((started_in_gap & (part == i)).sum()) for i, name in enumerate(PARTS) if i > 0
             },
         },
+    }
+    for name, frame in frames.items():
+        summary[name] = describe_part(frame)
+    return SplitResult(frames["train"], frames["calibration"], frames["test"], summary)
+
+
+def split_stratified_random(snapshots: pd.DataFrame, params: SplitParams) -> SplitResult:
+    """A seeded random split by lead, stratified on whether the lead ever has a positive row.
+
+    For tables with no time axis (a CRM export without dates): each part gets the configured
+    share of the converted and of the other leads, so the outcome rate is the same in every part.
+    There is no gap (no time to leave out) and no lead is in two parts.
+    """
+    ids = snapshots[LEAD_ID].to_numpy()
+    leads = pd.Series(snapshots[LABEL].to_numpy()).groupby(ids).max()
+    rng = np.random.default_rng(params.seed)
+    part_of: dict[Any, int] = {}
+    for cls in (0, 1):
+        members = np.sort(leads.index[leads.to_numpy() == cls].to_numpy())
+        order = members[rng.permutation(len(members))]
+        n = len(order)
+        i1 = int(round(n * params.train))
+        i2 = int(round(n * (params.train + params.calibration)))
+        for i, lead in enumerate(order.tolist()):
+            part_of[lead] = 0 if i < i1 else 1 if i < i2 else 2
+    part = pd.Series(ids).map(part_of).to_numpy()
+    frames = {name: snapshots.loc[part == i].reset_index(drop=True) for i, name in enumerate(PARTS)}
+    summary: dict[str, Any] = {
+        "method": "stratified_random",
+        "reason": "the rows have no time axis (no date column, rows not declared in time order)",
+        "seed": params.seed,
+        "gap_days": 0,
+        "fractions": {"train": params.train, "calibration": params.calibration, "test": params.test},
+        "input_rows": int(len(snapshots)),
     }
     for name, frame in frames.items():
         summary[name] = describe_part(frame)

@@ -55,6 +55,37 @@ def simulate(
 
 @app.command()
 @_user_errors
+def ingest(
+    leads: Annotated[Path, typer.Option(help="Where to write the raw leads table (Parquet).")],
+    events: Annotated[Path, typer.Option(help="Folder for the raw events (Parquet parts).")],
+    truth: Annotated[Path, typer.Option(help="Folder for the simulator's hidden truth (empty for your files).")],
+    report: Annotated[Path, typer.Option(help="What was read, and the leakage audit of the leads (JSON).")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """The raw input: the simulated lead base, or your own files (params: data)."""
+    from pipelines.stages import ingest as stage
+
+    stage.main(params, leads, events, truth, report)
+
+
+@app.command()
+@_user_errors
+def profile(
+    leads: Annotated[Path, typer.Option(help="Validated leads or CRM export (Parquet).")],
+    out: Annotated[Path, typer.Option(help="Where to write the data profile page (HTML).")],
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the profile's figures (JSON).")],
+    ingest_report: Annotated[Path | None, typer.Option(help="The ingest stage's report (leakage audit of leads).")] = None,
+    features_report: Annotated[Path | None, typer.Option(help="The features stage's report (audit of a CRM export).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Profile the data: columns, outcome by value and over time, censoring and leakage warnings."""
+    from pipelines.stages import profile as stage
+
+    stage.main(params, leads, ingest_report, features_report, out, json_out)
+
+
+@app.command()
+@_user_errors
 def validate(
     leads: Annotated[Path, typer.Option(help="Leads table to check (CSV or Parquet).")],
     events: Annotated[Path, typer.Option(help="Events: a file, a folder of Parquet parts, or a glob.")],
@@ -96,12 +127,15 @@ def train(
     oracle: Annotated[
         Path | None, typer.Option(help="The simulator's true probabilities, to report the oracle (optional).")
     ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="The data profile page to log with the run (optional).")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Train, calibrate and evaluate the models; track in MLflow; register and maybe promote."""
     from pipelines.stages import train as stage
 
-    stage.main(params, snapshots, leads, oracle, metrics, plots, run)
+    stage.main(params, snapshots, leads, oracle, metrics, plots, run, profile_in=profile)
 
 
 @app.command()

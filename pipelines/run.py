@@ -12,11 +12,13 @@ from rich.table import Table
 from pipelines.console import console
 
 OUTPUTS = {
-    "data/raw/": "simulated engagement logs (leads.parquet, events/)",
+    "data/raw/": "the raw input: simulated engagement logs, or your files read and mapped (leads.parquet, events/)",
     "data/truth/": "the simulator's hidden truth: personas, states, oracle probabilities",
     "data/validated/": "contract-checked leads and events",
     "data/snapshots.parquet": "point-in-time training snapshots (lead_id, cutoff, label, features)",
+    "reports/ingest.json": "what was read (source, rows, leakage audit of your leads)",
     "reports/validation.json": "validation report",
+    "reports/data_profile.html": "data profile: columns, outcome by value and by month, censoring and leakage warnings",
     "reports/features.json": "snapshot counts, positives, censoring, build time",
     "reports/feature_catalog.md": "every feature with its window and reason text",
     "reports/metrics.json": "out-of-time test metrics of lightgbm, logreg, points and the oracle (dvc metrics show)",
@@ -55,8 +57,8 @@ def main() -> int:
         rep = json.loads(features.read_text())
         console.print(
             f"snapshots: {rep['snapshots']:,} rows, {rep['positives']:,} positive "
-            f"({rep['positive_rate']:.1%}), {rep['censored_snapshots']:,} censored; "
-            f"data end {rep['data_end']}"
+            f"({rep['positive_rate']:.1%}), {rep.get('censored_snapshots', 0):,} censored; "
+            + (f"data end {rep['data_end']}" if rep.get("data_end") else f"split {rep.get('split')}")
         )
     metrics = root / "reports/metrics.json"
     if metrics.exists():

@@ -37,6 +37,8 @@ def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
     joined = snapshots[["lead_id", "cutoff"]].merge(oracle, on=["lead_id", "cutoff"], how="left")
     assert joined["true_probability"].notna().all(), "every training snapshot has its oracle probability"
     assert (root / "reports/feature_catalog.md").read_text().count("\n") > 50
+    page = (root / "reports/data_profile.html").read_text()
+    assert "Recent periods look incomplete" in page, "recent MQL months have not had time to convert"
 
     metrics = json.loads((root / "reports/metrics.json").read_text())
     for model in ("lightgbm", "logreg", "points", "oracle"):

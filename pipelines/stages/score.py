@@ -21,6 +21,7 @@ from features.contract import CUTOFF, LEAD_ID
 from features.errors import DataContractError, OutputError
 from features.io import atomic_path
 from features.snapshots import scoring_spine
+from features.tabular import DataParams, tabular_features
 from features.timeline import latest_event_time, latest_lead_time, resolve_data_end
 from models.scorer import LeadScorer, flags
 from pipelines.config import load_section
@@ -74,18 +75,29 @@ def main(
     csv_out: Path | None, as_of_text: str,
 ) -> None:
     features = load_section(params_path, "features", FeaturesParams)
+    data = load_section(params_path, "data", DataParams)
     scorer = load_scorer(scorer_location)
     leads = pd.read_parquet(leads_in)
     events_glob = str(Path(events_in) / "*.parquet")
-    as_of = resolve_as_of(as_of_text, leads, events_glob)
-    catalog = build_catalog(features.windows, discover_attributes(leads))
-    scorer.check_catalog(catalog.version)
-    spine = scoring_spine(leads, as_of)
+    tabular = data.files_tabular
+    if tabular:  # a CRM export: every row is scored from its own columns (no behaviour to rebuild)
+        as_of = pd.Timestamp.now(tz="UTC") if as_of_text in ("now", "data-end") else resolve_as_of(as_of_text, leads, events_glob)
+        rows = tabular_features(leads, data, as_of, source=str(data.leads))
+        spine = rows[[LEAD_ID, CUTOFF]]
+    else:
+        as_of = resolve_as_of(as_of_text, leads, events_glob)
+        catalog = build_catalog(features.windows, discover_attributes(leads))
+        scorer.check_catalog(catalog.version)
+        spine = scoring_spine(leads, as_of)
     _check_writable(out, csv_out)
 
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".score-") as tmp:
         snap_path = Path(tmp) / "features.parquet"
-        if len(spine):
+        if tabular and len(spine):
+            rows[[LEAD_ID, CUTOFF, *[c for c in scorer.features if c in rows.columns]]].to_parquet(snap_path, index=False)
+            parts = _score_batches(scorer, snap_path, len(spine))
+            scored = pd.concat(parts, ignore_index=True)
+        elif len(spine):
             build_snapshots(leads, events_glob, spine, catalog, str(snap_path), threads=features.threads,
                             memory_limit=features.memory_limit, temp_dir=str(Path(tmp) / "duckdb"))
             parts = _score_batches(scorer, snap_path, len(spine))

@@ -17,8 +17,9 @@ import pandas as pd
 
 from features.builder import FeaturesParams
 from features.catalog import build_catalog, discover_attributes
-from features.contract import LEAD_ID
+from features.contract import CUTOFF, LABEL, LEAD_ID
 from features.io import atomic_path, write_json_atomic
+from features.tabular import DataParams
 from models.reasons import ReasonBook
 from models.registry import PromotionParams, decide_promotion
 from models.scorer import FlagParams, LeadScorer, ScorerParams
@@ -48,9 +49,11 @@ def main(
     plots_out: Path,
     run_out: Path,
     root: Path | None = None,
+    profile_in: Path | None = None,
 ) -> None:
     root = Path(root or Path.cwd())
-    params = load_section(params_path, "train", TrainParams)
+    data = load_section(params_path, "data", DataParams)
+    params = resolve_split(load_section(params_path, "train", TrainParams), data)
     registry = load_section(params_path, "registry", PromotionParams)
     features = load_section(params_path, "features", FeaturesParams)
     scorer_params = load_section(params_path, "scorer", ScorerParams)
@@ -59,8 +62,11 @@ def main(
     check_tracking(uri)  # before the long part: a dead server should fail in a second, not after training
     snapshots = pd.read_parquet(snapshots_in)
     oracle = pd.read_parquet(oracle_in) if oracle_in is not None and Path(oracle_in).exists() else None
-    catalog = build_catalog(features.windows, discover_attributes(pd.read_parquet(leads_in)))
+    # a CRM export's features are its typed columns, as in the snapshots (the leads file is raw text)
+    attributes_from = snapshots.drop(columns=[CUTOFF, LABEL]) if data.files_tabular else pd.read_parquet(leads_in)
+    catalog = build_catalog(features.windows, discover_attributes(attributes_from))
     inputs = [Path(snapshots_in), Path(leads_in), *([Path(oracle_in)] if oracle is not None else [])]
+    profile = Path(profile_in) if profile_in is not None and Path(profile_in).exists() else None
 
     def make_scorer(result: TrainResult) -> LeadScorer:
         book = ReasonBook.from_catalog(catalog, result.spec.names)
@@ -69,7 +75,8 @@ def main(
 
     with mlflow_errors(uri):
         run_info, result = _tracked_training(
-            root, uri, params, registry, horizon, snapshots, oracle, inputs, make_scorer, scorer_params.flag
+            root, uri, params, registry, horizon, snapshots, oracle, inputs, make_scorer, scorer_params.flag,
+            profile,
         )
 
     write_json_atomic(result.metrics, metrics_out)
@@ -91,6 +98,7 @@ def _tracked_training(
     inputs: list[Path],
     make_scorer: Any,
     flag: FlagParams,
+    profile: Path | None = None,
 ) -> tuple[dict[str, Any], TrainResult]:
     import mlflow
     from mlflow import MlflowClient
@@ -133,6 +141,8 @@ def _tracked_training(
         )
         for kind, figure in result.figures.items():
             mlflow.log_figure(figure, f"plots/{kind}.png")
+        if profile is not None:
+            mlflow.log_artifact(str(profile), "data_profile")
 
         scorer = make_scorer(result)
         features = result.spec.names
@@ -179,6 +189,18 @@ def _tracked_training(
         "started_at": started.isoformat(),
     }
     return run_info, result
+
+
+def resolve_split(params: TrainParams, data: DataParams) -> TrainParams:
+    """``train.split.method: auto`` made concrete from the data (``data.split_method``), and for a
+    CRM export a gap of 0 days unless set: its outcome is not a label window after a cutoff."""
+    split = params.split
+    updates: dict[str, Any] = {}
+    if split.method == "auto":
+        updates["method"] = data.split_method
+    if data.files_tabular and split.gap_days is None:
+        updates["gap_days"] = 0
+    return params.model_copy(update={"split": split.model_copy(update=updates)}) if updates else params
 
 
 def _champion_metrics(

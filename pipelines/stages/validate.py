@@ -15,6 +15,7 @@ from features.validate import (
     validate_events_batch,
     validate_leads,
 )
+from features.tabular import DataParams, prepare_table
 from pipelines.config import load_section
 from pipelines.console import console, progress
 
@@ -29,6 +30,10 @@ def main(
     now: pd.Timestamp | None = None,
 ) -> None:
     params = load_section(params_path, "validate", ValidateParams)
+    data = load_section(params_path, "data", DataParams)
+    if data.files_tabular:
+        _tabular(data, leads_in, events_in, leads_out, events_out, report_out)
+        return
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     leads, notes = validate_leads(read_leads_file(leads_in), source=str(leads_in), now=now, params=params)
     summary = EventsSummary()
@@ -50,3 +55,21 @@ def main(
     for note in [*notes, *summary.notes]:
         console.print(f"[yellow]note[/]: {note}")
     console.print(f"validated {len(leads):,} leads and {summary.rows:,} events")
+
+
+def _tabular(data: DataParams, leads_in: Path, events_in: Path, leads_out: Path, events_out: Path,
+             report_out: Path) -> None:
+    """A CRM export (no events): checked with ``prepare_table`` and passed on as it is."""
+    raw = pd.read_parquet(leads_in)
+    prep = prepare_table(raw, data, source=str(data.leads))
+    with atomic_path(events_out) as tmp_events, atomic_path(leads_out) as tmp_leads:
+        tmp_events.mkdir(parents=True)
+        for i, part in enumerate(sorted(Path(events_in).glob("*.parquet"))):
+            pq.write_table(pq.read_table(part), tmp_events / f"part-{i:05d}.parquet")
+        raw.to_parquet(tmp_leads, index=False)
+    report = {"mode": "tabular", "leads": {"rows": len(raw), "positives": int(prep.label.sum()), "notes": prep.notes},
+              "events": {"rows": 0}}
+    write_json_atomic(report, report_out)
+    for note in prep.notes:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+    console.print(f"validated {len(raw):,} rows of a CRM export (tabular mode: no events)")

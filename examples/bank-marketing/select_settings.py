@@ -1,0 +1,66 @@
+"""Choose the bank example's LightGBM settings on a time-ordered validation that never sees the test.
+
+The pipeline's test part is the last 25 % of rows (rows are in date order). This script drops those
+rows first. What is left is cut as the pipeline cuts it: the train part (rows [0, 60 %)) and the
+calibration part ([60 %, 75 %)). Each candidate is fitted on the train part with leadlift's own code
+(``fit_lgbm``: early stopping on a lead holdout of the train part) and scored on the calibration
+part; the best validation ROC AUC wins and goes into ``params.yaml``. Candidates: the five
+macro-economic columns kept or left out, stumps or 7-leaf trees, and categoricals split
+many-vs-many (LightGBM's default, up to 4 levels one-hot) or one level at a time (up to 32).
+
+An earlier fold (fit on [0, 45 %), validate on [45 %, 60 %)) was tried too and dropped: every model,
+naive Bayes included, ranks that period worse than chance (ROC AUC 0.42 to 0.45), so it could not
+tell settings apart.
+
+    .venv/bin/python examples/bank-marketing/select_settings.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from features.contract import LABEL  # noqa: E402
+from features.tabular import DataParams, read_table, tabular_snapshots  # noqa: E402
+from models.lgbm import LGBMParams, fit_lgbm  # noqa: E402
+
+DATA = ROOT / "../shared/data/bank-marketing/bank-additional-full.csv"
+MACRO = ["emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed"]
+TRAIN_END, VALID_END = 0.60, 0.75  # the pipeline's train and calibration parts; the test starts at 75 %
+
+
+def main() -> None:
+    raw = read_table(DATA)
+    n = len(raw)
+    pre_test = raw.iloc[: int(np.floor(VALID_END * n))]  # the test rows are never read below
+    params = DataParams(source="files", leads=str(DATA), mapping={"outcome": "y", "row_order_is_time": True},
+                        missing_tokens=["", "unknown"], exclude=["duration"], audit={"enabled": False})
+    snaps, _ = tabular_snapshots(pre_test, params)
+    a = int(np.floor(TRAIN_END * n))
+    train, valid = snaps.iloc[:a], snaps.iloc[a:]
+    every = [c for c in snaps.columns if c not in ("lead_id", "cutoff", "label")]
+    sets = {"kept": every, "dropped": [c for c in every if c not in MACRO]}
+    rows = []
+    for (macro, features), leaves, onehot in itertools.product(sets.items(), (2, 7), (4, 32)):
+        lgbm = LGBMParams(num_leaves=leaves, min_child_samples=200, lambda_l2=10.0, learning_rate=0.05,
+                          n_estimators=1000, early_stopping_rounds=50, max_cat_to_onehot=onehot, num_threads=2)
+        model = fit_lgbm(train, lgbm, features=features)
+        auc = roc_auc_score(valid[LABEL], model.predict_proba(valid)[:, 1])
+        rows.append({"macro": macro, "num_leaves": leaves, "max_cat_to_onehot": onehot,
+                     "valid_auc": round(float(auc), 4), "rounds": int(model.booster_.best_iteration)})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows).sort_values("valid_auc", ascending=False, kind="stable")
+    print(table.to_string(index=False))
+    print("chosen:", table.iloc[0].to_dict())
+
+
+if __name__ == "__main__":
+    main()
