@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.catalog import Catalog, Feature, Kind
+from features.catalog import Catalog, Feature, Kind, signal_label
 
 REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
 RISK_COLUMN = "risk_1"
@@ -124,15 +124,8 @@ class ReasonBook:
         return pd.Series(np.abs(sums).mean(axis=0), index=list(self.groups)).sort_values(ascending=False)
 
     def group_labels(self) -> Mapping[str, str]:
-        """A short human label per group (for charts): the first member's label or its sentence stem."""
+        """A short plain name per group (for charts and tables), from the catalog's signal vocabulary."""
         labels: dict[str, str] = {}
         for f in self.features:
-            labels.setdefault(group_key(f), _group_label(f))
+            labels.setdefault(group_key(f), signal_label(f))
         return labels
-
-
-def _group_label(f: Feature) -> str:
-    if f.kind == Kind.ATTRIBUTE:
-        return f.label or f.name.replace("_", " ").capitalize()
-    key = f.events.key if f.events is not None else f.name
-    return key.replace("_", " ").capitalize()
