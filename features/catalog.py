@@ -167,14 +167,18 @@ class Feature:
     missing: str | None = None
     zero: str | None = None
     """The sentence for a value of zero, where "0 times" would read oddly ("Has not requested a demo")."""
+    low: str | None = None
+    """The template when the value is a reason *because it is low* ("Viewed blog posts only twice so far":
+    the model learned that heavy blog readers convert less); the reason book decides when."""
     value_text: tuple[tuple[str, str], ...] = ()
     label: str = ""
     dtype: Literal["int32", "float32", "float64", "string"] = "float32"
     example: Any = field(default=None, compare=False)
     """A value to show in the documentation (not part of the catalog version)."""
 
-    def describe(self, value: Any) -> str:
-        """The plain-language sentence for ``value`` of this feature."""
+    def describe(self, value: Any, *, low: bool = False) -> str:
+        """The plain-language sentence for ``value`` of this feature (``low``: said as "only ..." where the
+        declaration has a ``low`` template)."""
         if _is_missing(value):
             return self.missing or f"{self.label or _label(self.name)}: not known"
         if self.categorical:
@@ -184,7 +188,8 @@ class Feature:
         x = float(value)
         if x == 0 and self.zero is not None:
             return self.zero
-        return self.description.format(
+        template = self.low if low and self.low is not None else self.description
+        return template.format(
             value=x, num=_tidy(x), times=_times(x), ago=_ago(x), period=_period(self.window),
             window=self.window, label=self.label,
         )
@@ -256,7 +261,7 @@ _EVENT_WORDS: dict[str, tuple[str, str]] = {
     EventType.PRODUCT_USAGE: ("Used the product", "Last used the product"),
     EventType.SALES_RECYCLED: ("Was sent back to nurturing by sales", "Was sent back to nurturing by sales"),
     "activity": ("Engaged", "Last engaged"),
-    "high_intent": ("Showed buying intent (demo, contact, pricing, chat, ROI, trial)", "Last showed buying intent"),
+    "high_intent": ("Showed buying intent", "Last showed buying intent"),
     "other_event": ("Had other (unrecognised) events", "Last had an unrecognised event"),
 }
 _NEVER: dict[str, str] = {
@@ -437,16 +442,22 @@ def _window_suffix(window: int | None) -> str:
     return "all" if window is None else f"{window}d"
 
 
+_COUNT_NOTES: dict[str, str] = {"high_intent": " (demo, pricing page, contact form, chat, ROI calculator or trial)"}
+"""What a composite signal is made of, said after its count."""
+
+
 def _count_features(windows: Sequence[int]) -> list[Feature]:
     out = []
     for f in count_filters():
         phrase = _words(f.key)[0]
+        note = _COUNT_NOTES.get(f.key, "")
         direction = 1 if f.key in _INCREASING else -1 if f.key in _DECREASING else 0
         for w in [*windows, None]:
             out.append(Feature(
                 name=f"{f.key}_count_{_window_suffix(w)}", kind=Kind.COUNT, events=f, window=w,
                 unit="events", dtype="int32", direction=direction,
-                description=phrase + " {times} {period}", zero=_negative(phrase, w),
+                description=phrase + " {times} {period}" + note, zero=_negative(phrase, w) + note,
+                low=phrase + " only {times} {period}" + note,
             ))
     return out
 
@@ -502,12 +513,14 @@ def _usage_features() -> list[Feature]:
         *(
             Feature(name=f"trial_active_days_{_window_suffix(w)}", kind=Kind.ACTIVE_DAYS, events=usage, window=w,
                     unit="days", dtype="int32", direction=1, zero=_negative("Used the product", w),
-                    description="Used the product on {num} different days {period}")
+                    description="Used the product on {num} different days {period}",
+                    low="Used the product on only {num} different days {period}")
             for w in (USAGE_WINDOW_DAYS, None)
         ),
         Feature(name="trial_features_used_all", kind=Kind.DISTINCT_VALUES, events=usage, column=FEATURE,
                 unit="features", dtype="int32", direction=1, zero="Has not used any product feature yet",
-                description="Used {num} different product features {period}"),
+                description="Used {num} different product features {period}",
+                low="Used only {num} different product features {period}"),
     ]
 
 
@@ -543,6 +556,11 @@ _KNOWN_VALUE_TEXT: dict[str, dict[str, str]] = {
     },
     "crm_compatible": {
         "true": "Uses a CRM the product integrates with", "false": "Uses a CRM the product cannot integrate with",
+    },
+    "seniority": {
+        "c_level": "Job level: C-level executive", "vp": "Job level: vice president", "director": "Job level: director",
+        "manager": "Job level: manager", "individual": "Job level: individual contributor",
+        "student": "Job level: student",
     },
 }
 
