@@ -495,7 +495,10 @@ def _examples_section(ex: Explained, rows: pd.Index, horizon: int) -> str:
         "Example leads and their reasons",
         f"{len(rows)} leads from the test period, spread over the tiers. Lines with a green ▲ are the reasons "
         "that raise the lead's chance most (strongest first); the red ▼ line is what holds it back most. This is exactly "
-        "what the scores file gives sales for every lead.",
+        "what the scores file gives sales for every lead. A reason such as \"Viewed blog posts only twice\" or "
+        "\"Has not viewed the careers page yet\" means the model learned from past outcomes that leads who do a "
+        "lot of that (for example researchers or job seekers) convert less, so little of it counts in the "
+        "lead's favour.",
         f"<div class='leads'>{''.join(cards)}</div>",
     )
 
