@@ -31,7 +31,7 @@ from models.scorer import TIERS, LeadScorer, TierParams
 
 _BLUE, _RED, _GREY, _INK = "#2f6db3", "#c8453b", "#b9bec6", "#1f2933"
 _CMAP = LinearSegmentedColormap.from_list("low_high", ["#2f6db3", "#b56fb0", "#e0483e"])
-LOG_ODDS_NOTE = "+0.7 on this scale doubles a lead's odds of converting; -0.7 halves them"
+LOG_ODDS_NOTE = "+0.7 doubles a lead's odds of converting and -0.7 halves them"
 
 
 class ReportParams(BaseModel):
@@ -262,14 +262,13 @@ def dependence_figure(ex: Explained, group: str) -> tuple[Figure, str]:
     ax = fig.add_subplot()
     note = ""
     if feature.categorical:
-        keys = values.map(lambda v: "not known" if pd.isna(v) else category_text(v).replace("_", " "))
+        keys = values.map(feature.describe)  # each category in the catalog's words ("Job level: director")
         means = push.groupby(keys).mean().sort_values()
         counts = keys.value_counts()
         means = means[counts.reindex(means.index).to_numpy() >= 20].tail(12)
         ax.barh(list(means.index), means.to_numpy(), color=np.where(means.to_numpy() >= 0, _RED, _BLUE))
         ax.axvline(0, color="#7b8794", linewidth=0.8)
         ax.set_xlabel("Average push on the score (log-odds)", fontsize=9)
-        ax.set_ylabel(feature_label(feature), fontsize=9)
         _axes_style(ax)
         note = "Values seen in fewer than 20 snapshots are left out." if len(means) < keys.nunique() else ""
     else:
