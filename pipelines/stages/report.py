@@ -38,7 +38,14 @@ def main(params_path: Path, scorer_location: str, snapshots_in: Path, run_in: Pa
     scorer = load_scorer(str(scorer_location))
     run_id = _model_run(scorer_location, run)
     snapshots = pd.read_parquet(snapshots_in)
-    test = split_out_of_time(snapshots, split, horizon).test
+    try:
+        test = split_out_of_time(snapshots, split, horizon).test
+    except ValueError as exc:
+        raise DataContractError(str(snapshots_in), f"no out-of-time test part can be taken ({exc})",
+                                expected="snapshots spanning enough time for train.split") from None
+    if len(test) == 0:
+        raise DataContractError(str(snapshots_in), "the out-of-time test part has no rows, so there is nothing "
+                                "to report on", expected="snapshots spanning enough time for train.split")
     info = ModelInfo(scorer.model_name, scorer.model_version or "unregistered", run_id)
     page = explanations_html(scorer, test, params, horizon_days=horizon, model=info,
                              generated_at=pd.Timestamp.now(tz="UTC"))

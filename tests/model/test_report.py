@@ -146,3 +146,16 @@ def test_examples_are_distinct_leads_spread_over_the_tiers():
 def test_report_params_reject_unknown_keys():
     with pytest.raises(ValueError):
         ReportParams.model_validate({"top_signals": 5, "colour": "blue"})
+
+
+def test_snapshots_too_short_for_a_test_part_stop_with_a_clear_error(project, tmp_path):
+    from features.errors import DataContractError
+
+    root, _ = project
+    snapshots = pd.read_parquet(root / "snapshots.parquet")
+    one_day = snapshots[snapshots["cutoff"] == snapshots["cutoff"].min()]
+    one_day.to_parquet(tmp_path / "short.parquet", index=False)
+    with pytest.raises(DataContractError, match="no out-of-time test part"):
+        stage.main(root / "params.yaml", str(root / "artifacts/scorer"), tmp_path / "short.parquet",
+                   root / "reports/train_run.json", tmp_path / "explanations.html")
+    assert not (tmp_path / "explanations.html").exists(), "nothing written"
