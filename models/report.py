@@ -400,6 +400,12 @@ def _pct(x: float, digits: int = 1) -> str:
     return "–" if x != x else f"{x:.{digits}%}"
 
 
+def _chance(p: float) -> str:
+    """A probability as a percentage, one decimal, rounded down so it never reads above its tier's
+    cut-off (a cold 9.96% is "9.9%", not "10.0%")."""
+    return f"{np.floor(p * 1000 + 1e-9) / 10:.1f}%"
+
+
 def _tier_section(tiers: pd.DataFrame, horizon: int) -> str:
     head = ("<tr><th>Tier</th><th>Chance range</th><th>Snapshots</th><th>Share</th>"
             "<th>Predicted conversion<br><span>average chance</span></th>"
@@ -486,7 +492,7 @@ def _examples_section(ex: Explained, rows: pd.Index, horizon: int) -> str:
                    else f"did not become sales-qualified within {horizon} days")
         cards.append(
             f"<div class='lead'><div class='top'><span class='tier {s['tier']}'>{s['tier'].capitalize()}</span>"
-            f"<b>{s['probability']:.0%}</b> chance · lead {html.escape(str(f[LEAD_ID]))} on "
+            f"<b>{_chance(s['probability'])}</b> chance · lead {html.escape(str(f[LEAD_ID]))} on "
             f"{pd.Timestamp(f[CUTOFF]):%d %b %Y}</div><ul>{items}</ul>"
             f"<div class='outcome'>What happened: {outcome}.</div></div>"
         )
