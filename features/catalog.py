@@ -148,7 +148,7 @@ class Feature:
     ``description`` is a ``str.format`` template with the placeholders ``value`` (the raw value),
     ``num`` (the value as a tidy number), ``times`` ("once", "twice", "3 times"), ``ago``
     ("2 days ago"), ``period`` ("in the last 7 days" / "so far"), ``window`` and ``label``.
-    ``missing`` is the sentence for a null value. ``value_text`` maps categorical values to
+    ``missing`` is the sentence for a null value, ``zero`` the one for zero. ``value_text`` maps categorical values to
     their own sentence. ``direction`` is +1 when more of it should never lower the odds of
     conversion, -1 for the reverse, 0 for no claim (a monotone-constraint hint).
     """
@@ -165,14 +165,20 @@ class Feature:
     categorical: bool = False
     direction: int = 0
     missing: str | None = None
+    zero: str | None = None
+    """The sentence for a value of zero, where "0 times" would read oddly ("Has not requested a demo")."""
+    low: str | None = None
+    """The template when the value is a reason *because it is low* ("Viewed blog posts only twice so far":
+    the model learned that heavy blog readers convert less); the reason book decides when."""
     value_text: tuple[tuple[str, str], ...] = ()
     label: str = ""
     dtype: Literal["int32", "float32", "float64", "string"] = "float32"
     example: Any = field(default=None, compare=False)
     """A value to show in the documentation (not part of the catalog version)."""
 
-    def describe(self, value: Any) -> str:
-        """The plain-language sentence for ``value`` of this feature."""
+    def describe(self, value: Any, *, low: bool = False) -> str:
+        """The plain-language sentence for ``value`` of this feature (``low``: said as "only ..." where the
+        declaration has a ``low`` template)."""
         if _is_missing(value):
             return self.missing or f"{self.label or _label(self.name)}: not known"
         if self.categorical:
@@ -180,7 +186,10 @@ class Feature:
             pretty = text.replace("_", " ")
             return dict(self.value_text).get(text, self.description.format(label=self.label, value=pretty))
         x = float(value)
-        return self.description.format(
+        if x == 0 and self.zero is not None:
+            return self.zero
+        template = self.low if low and self.low is not None else self.description
+        return template.format(
             value=x, num=_tidy(x), times=_times(x), ago=_ago(x), period=_period(self.window),
             window=self.window, label=self.label,
         )
@@ -252,7 +261,7 @@ _EVENT_WORDS: dict[str, tuple[str, str]] = {
     EventType.PRODUCT_USAGE: ("Used the product", "Last used the product"),
     EventType.SALES_RECYCLED: ("Was sent back to nurturing by sales", "Was sent back to nurturing by sales"),
     "activity": ("Engaged", "Last engaged"),
-    "high_intent": ("Showed buying intent (demo, contact, pricing, chat, ROI, trial)", "Last showed buying intent"),
+    "high_intent": ("Showed buying intent", "Last showed buying intent"),
     "other_event": ("Had other (unrecognised) events", "Last had an unrecognised event"),
 }
 _NEVER: dict[str, str] = {
@@ -272,6 +281,37 @@ _NEVER: dict[str, str] = {
     "activity": "Has no activity yet",
     "high_intent": "Has shown no buying intent yet",
 }
+
+# short names of the signals, for charts and tables (a reason sentence stays the template's)
+_SIGNAL_NOUNS: dict[str, str] = {
+    EventType.EMAIL_SENT: "Marketing e-mails sent", EventType.EMAIL_OPEN: "Marketing e-mails opened",
+    EventType.EMAIL_CLICK: "Marketing e-mail links clicked", EventType.EMAIL_REPLY: "E-mail replies",
+    EventType.EMAIL_UNSUBSCRIBE: "Unsubscribes", EventType.PAGE_VIEW: "Web page views (any page)",
+    EventType.CONTENT_DOWNLOAD: "Content downloads (any)", EventType.WEBINAR_REGISTER: "Webinar sign-ups",
+    EventType.WEBINAR_ATTEND: "Webinars attended", EventType.CHAT: "Chats with the team",
+    EventType.CONTACT_FORM: "Contact forms sent", EventType.ROI_CALCULATOR: "ROI calculator use",
+    EventType.DEMO_REQUEST: "Demo requests", EventType.TRIAL_SIGNUP: "Free-trial sign-up",
+    EventType.PRODUCT_USAGE: "Product use in the trial", EventType.SALES_RECYCLED: "Sent back to nurturing by sales",
+    "activity": "Overall activity", "high_intent": "Buying-intent actions", "other_event": "Unrecognised events",
+}
+_PAGE_NOUNS: dict[str, str] = {
+    "home": "Home page views", "blog": "Blog reading", "product": "Product page views",
+    "pricing": "Pricing page views", "case_study": "Case-study page views", "docs": "Documentation reading",
+    "careers": "Careers page views",
+}
+_CONTENT_NOUNS: dict[str, str] = {
+    "guide": "Guide downloads", "ebook": "E-book downloads", "whitepaper": "White paper downloads",
+    "checklist": "Checklist downloads", "case_study": "Case study downloads",
+    "analyst_report": "Analyst report downloads",
+}
+_ATTRIBUTE_NOUNS: dict[str, str] = {
+    "employees": "Company size (people)", "seniority": "Job level", "industry": "Industry", "country": "Country",
+    "revenue_band": "Company revenue band", "lead_source": "Lead source", "source_type": "Inbound or outbound",
+    "email_domain_type": "E-mail domain (business or free)", "crm_compatible": "CRM the product integrates with",
+}
+_LIFECYCLE_NOUNS: dict[str, str] = {"lead_age_days": "Time since becoming a lead",
+                                    "days_since_mql": "Time since becoming marketing-qualified"}
+
 
 # filters -----------------------------------------------------------------------------------------
 
@@ -340,20 +380,84 @@ def _words(key: str) -> tuple[str, str]:
     return _EVENT_WORDS[key]
 
 
+def _signal_noun(key: str) -> str:
+    if key.startswith("page_view_") and key.removeprefix("page_view_") in _PAGE_NOUNS:
+        return _PAGE_NOUNS[key.removeprefix("page_view_")]
+    if key.startswith("content_download_") and key.removeprefix("content_download_") in _CONTENT_NOUNS:
+        return _CONTENT_NOUNS[key.removeprefix("content_download_")]
+    return _SIGNAL_NOUNS.get(key, _label(key))
+
+
+def attribute_label(column: str) -> str:
+    """The plain name of a leads column ("Lead source", "Company size (people)")."""
+    return _ATTRIBUTE_NOUNS.get(column, _label(column))
+
+
+def signal_label(feature: Feature) -> str:
+    """The short plain name of the source signal a feature reads ("Pricing page views", "Job level"),
+    the same for every window and recency of that signal: for charts and tables of drivers."""
+    if feature.events is not None:
+        return _signal_noun(feature.events.key)
+    if feature.kind == Kind.ATTRIBUTE and feature.column is not None:
+        return _ATTRIBUTE_NOUNS.get(feature.column, feature.label or attribute_label(feature.column))
+    return _LIFECYCLE_NOUNS.get(feature.name, feature.label or _label(feature.name))
+
+
+def feature_label(feature: Feature) -> str:
+    """A plain axis label for one feature's values ("Pricing page views, last 30 days (count)")."""
+    signal = signal_label(feature)
+    span = "all time" if feature.window is None else f"last {feature.window} days"
+    if feature.kind == Kind.COUNT:
+        return f"{signal}, {span} (count)"
+    if feature.kind == Kind.RECENCY:
+        return f"{signal}: days since the latest"
+    if feature.kind == Kind.MOMENTUM:
+        return f"{signal}: last {feature.window} days vs the weekly pace of the {feature.before_days} before (ratio)"
+    if feature.kind == Kind.RATE:
+        return f"{signal}, {span}: {feature.unit}"
+    if feature.kind == Kind.ACTIVE_DAYS:
+        return f"Days with product use, {span}"
+    if feature.kind == Kind.DISTINCT_VALUES:
+        return f"Different product features used, {span}"
+    if feature.kind == Kind.SINCE:
+        return f"{signal} (days)"
+    return signal
+
+
+_NEGATIVE_VERBS: dict[str, str] = {"Was sent": "been sent", "Showed": "shown", "Had": "had", "Engaged": "engaged"}
+
+
+def _negative(phrase: str, window: int | None) -> str:
+    """ "Requested a demo" -> "Has not requested a demo in the last 30 days" (or "... yet")."""
+    for verb, participle in _NEGATIVE_VERBS.items():
+        if phrase.startswith(verb + " ") or phrase == verb:
+            rest = participle + phrase[len(verb):]
+            break
+    else:
+        rest = phrase[0].lower() + phrase[1:]
+    return f"Has not {rest} " + ("yet" if window is None else f"in the last {window} days")
+
+
 def _window_suffix(window: int | None) -> str:
     return "all" if window is None else f"{window}d"
+
+
+_COUNT_NOTES: dict[str, str] = {"high_intent": " (demo, pricing page, contact form, chat, ROI calculator or trial)"}
+"""What a composite signal is made of, said after its count."""
 
 
 def _count_features(windows: Sequence[int]) -> list[Feature]:
     out = []
     for f in count_filters():
         phrase = _words(f.key)[0]
+        note = _COUNT_NOTES.get(f.key, "")
         direction = 1 if f.key in _INCREASING else -1 if f.key in _DECREASING else 0
         for w in [*windows, None]:
             out.append(Feature(
                 name=f"{f.key}_count_{_window_suffix(w)}", kind=Kind.COUNT, events=f, window=w,
                 unit="events", dtype="int32", direction=direction,
-                description=phrase + " {times} {period}",
+                description=phrase + " {times} {period}" + note, zero=_negative(phrase, w) + note,
+                low=phrase + " only {times} {period}" + note,
             ))
     return out
 
@@ -378,7 +482,7 @@ def _momentum_features() -> list[Feature]:
             name=f"{f.key}_momentum_{MOMENTUM_RECENT_DAYS}d_vs_{MOMENTUM_BEFORE_DAYS}d", kind=Kind.MOMENTUM,
             events=f, window=MOMENTUM_RECENT_DAYS, before_days=MOMENTUM_BEFORE_DAYS, unit="ratio",
             description=f"{what} in the last {{window}} days at {{value:.1f}}x the weekly pace of the "
-            f"{MOMENTUM_BEFORE_DAYS} days before",
+            f"{MOMENTUM_BEFORE_DAYS} days before", zero=_negative(what, MOMENTUM_RECENT_DAYS),
         )
         for f, what in ((ACTIVITY, "Engaged"), (HIGH_INTENT, "Showed buying intent"))
     ]
@@ -408,13 +512,15 @@ def _usage_features() -> list[Feature]:
     return [
         *(
             Feature(name=f"trial_active_days_{_window_suffix(w)}", kind=Kind.ACTIVE_DAYS, events=usage, window=w,
-                    unit="days", dtype="int32", direction=1,
-                    description="Used the product on {num} different days {period}")
+                    unit="days", dtype="int32", direction=1, zero=_negative("Used the product", w),
+                    description="Used the product on {num} different days {period}",
+                    low="Used the product on only {num} different days {period}")
             for w in (USAGE_WINDOW_DAYS, None)
         ),
         Feature(name="trial_features_used_all", kind=Kind.DISTINCT_VALUES, events=usage, column=FEATURE,
-                unit="features", dtype="int32", direction=1,
-                description="Used {num} different product features {period}"),
+                unit="features", dtype="int32", direction=1, zero="Has not used any product feature yet",
+                description="Used {num} different product features {period}",
+                low="Used only {num} different product features {period}"),
     ]
 
 
@@ -450,6 +556,11 @@ _KNOWN_VALUE_TEXT: dict[str, dict[str, str]] = {
     },
     "crm_compatible": {
         "true": "Uses a CRM the product integrates with", "false": "Uses a CRM the product cannot integrate with",
+    },
+    "seniority": {
+        "c_level": "Job level: C-level executive", "vp": "Job level: vice president", "director": "Job level: director",
+        "manager": "Job level: manager", "individual": "Job level: individual contributor",
+        "student": "Job level: student",
     },
 }
 

@@ -7,6 +7,7 @@ cut-offs, so one artifact answers a batch job, a notebook and a real-time endpoi
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -192,6 +193,17 @@ class LeadScorer:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.calibrated.predict_proba(frame)
+
+
+def with_learned_effects(scorer: LeadScorer, frame: pd.DataFrame, *, max_rows: int = 5000, seed: int = 0) -> LeadScorer:
+    """A copy of ``scorer`` whose reason book knows which way each feature's learned effect goes (so a
+    low count that raises the score reads "only ..."), from its contributions on ``frame`` (training
+    rows; a seeded sample of at most ``max_rows``). The input scorer is not modified."""
+    sample = frame if len(frame) <= max_rows else frame.sample(max_rows, random_state=seed)
+    contrib = scorer.contributions(sample)[scorer.features].to_numpy()
+    out = copy.copy(scorer)
+    out.reasons = scorer.reasons.with_effects(sample[scorer.features], contrib)
+    return out
 
 
 def _empty(cols: list[str], index: pd.Index) -> pd.DataFrame:

@@ -169,5 +169,20 @@ def score(
     stage.main(params, scorer, leads, events, out, csv, as_of)
 
 
+@app.command()
+@_user_errors
+def report(
+    scorer: Annotated[str, typer.Option(help="Exported scorer folder, runs:/… or models:/lead-propensity@champion.")],
+    snapshots: Annotated[Path, typer.Option(help="Training snapshots (Parquet): the out-of-time test part is taken from them.")],
+    run: Annotated[Path, typer.Option(help="The train stage's run file (reports/train_run.json).")],
+    out: Annotated[Path, typer.Option(help="Where to write the report (HTML, self-contained).")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Write the RevOps report (drivers, segments, tiers vs outcomes, example leads) and log it to MLflow."""
+    from pipelines.stages import report as stage
+
+    stage.main(params, scorer, snapshots, run, out)
+
+
 if __name__ == "__main__":
     app()

@@ -27,6 +27,7 @@ OUTPUTS = {
     "mlflow.db": "MLflow runs and registry: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db",
     "artifacts/scorer/": "the exported scorer (MLflow pyfunc): probability, flag, tier, reasons",
     "data/scores/": "every open MQL scored with its reasons (scores.parquet, scores.csv)",
+    "reports/explanations.html": "the RevOps report: drivers, segments, tiers vs outcomes, example leads (also in MLflow)",
 }
 
 

@@ -62,6 +62,8 @@ def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
     assert set(scores["tier"]) <= {"hot", "warm", "cold"} and (scores["model_version"] == "1").all()
     assert (scores["reason_1"].str.len() > 0).mean() > 0.5, "most leads have a stated reason"
     assert len(pd.read_csv(root / "data/scores/scores.csv")) == len(scores)
+    page = (root / "reports/explanations.html").read_text()
+    assert page.count("<h2>") >= 7 and "data:image/png;base64," in page, "the RevOps report is written"
 
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], root)
     assert shown.returncode == 0 and "roc_auc" in shown.stdout, shown.stderr

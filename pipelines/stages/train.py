@@ -22,7 +22,7 @@ from features.io import atomic_path, write_json_atomic
 from features.tabular import DataParams
 from models.reasons import ReasonBook
 from models.registry import PromotionParams, decide_promotion
-from models.scorer import FlagParams, LeadScorer, ScorerParams
+from models.scorer import FlagParams, LeadScorer, ScorerParams, with_learned_effects
 from models.train import TrainParams, TrainResult, metrics_on_test_part, train_all
 from pipelines.config import load_section
 from pipelines.console import console
@@ -70,8 +70,10 @@ def main(
 
     def make_scorer(result: TrainResult) -> LeadScorer:
         book = ReasonBook.from_catalog(catalog, result.spec.names)
-        return LeadScorer(result.calibrated, book, scorer_params, best_f1_threshold=result.best_f1_threshold,
-                          model_name=registry.model_name)
+        scorer = LeadScorer(result.calibrated, book, scorer_params, best_f1_threshold=result.best_f1_threshold,
+                            model_name=registry.model_name)
+        train_rows = snapshots[snapshots[CUTOFF] <= pd.Timestamp(result.split["train"]["end"])]
+        return with_learned_effects(scorer, train_rows)
 
     with mlflow_errors(uri):
         run_info, result = _tracked_training(

@@ -130,3 +130,26 @@ def test_a_clashing_attribute_name_is_refused():
 def test_windows_must_be_positive():
     with pytest.raises(ValueError):
         build_catalog([0], [])
+
+
+def test_a_zero_count_reads_as_not_done():
+    catalog = _catalog()
+    assert catalog.describe("demo_request_count_90d", 0) == "Has not requested a demo in the last 90 days"
+    assert catalog.describe("page_view_pricing_count_all", 0) == "Has not viewed the pricing page yet"
+    assert catalog.describe("email_sent_count_7d", 0) == "Has not been sent marketing e-mails in the last 7 days"
+    assert catalog.describe("trial_active_days_30d", 0) == "Has not used the product in the last 30 days"
+    assert catalog.describe("demo_request_count_90d", 1) == "Requested a demo once in the last 90 days"
+
+
+def test_every_feature_has_a_plain_signal_name_and_axis_label():
+    from features.catalog import feature_label, signal_label
+
+    catalog = _catalog()
+    for f in catalog:
+        for text in (signal_label(f), feature_label(f)):
+            assert text and "_" not in text and f.name not in text, (f.name, text)
+    pricing = {signal_label(catalog[n]) for n in ("page_view_pricing_count_7d", "page_view_pricing_count_all",
+                                                  "days_since_last_page_view_pricing")}
+    assert pricing == {"Pricing page views"}, "every window and the recency of a signal share its name"
+    assert signal_label(catalog["employees"]) == "Company size (people)"
+    assert feature_label(catalog["page_view_pricing_count_30d"]) == "Pricing page views, last 30 days (count)"

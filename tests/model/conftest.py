@@ -13,7 +13,7 @@ from features.snapshots import SpineParams, snapshot_spine
 from features.timeline import latest_lead_time, resolve_data_end
 from models.lgbm import LGBMParams, SearchParams
 from models.reasons import ReasonBook
-from models.scorer import LeadScorer, ScorerParams
+from models.scorer import LeadScorer, ScorerParams, with_learned_effects
 from models.train import TrainParams, train_all
 
 
@@ -39,4 +39,6 @@ def trained_scorer(simulated_snapshots):
                                          search=SearchParams(n_trials=1)))
     result = train_all(snapshots, params, horizon_days=30)
     book = ReasonBook.from_catalog(catalog, result.spec.names)
-    return LeadScorer(result.calibrated, book, ScorerParams(), best_f1_threshold=result.best_f1_threshold), result
+    scorer = LeadScorer(result.calibrated, book, ScorerParams(), best_f1_threshold=result.best_f1_threshold)
+    train_rows = snapshots[snapshots["cutoff"] <= pd.Timestamp(result.split["train"]["end"])]
+    return with_learned_effects(scorer, train_rows), result

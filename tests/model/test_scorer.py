@@ -116,3 +116,28 @@ def test_a_scorer_that_cannot_be_loaded_is_a_clear_error(tmp_path):
 
     with pytest.raises(DataContractError, match="no leadlift scorer can be loaded"):
         load_scorer(str(tmp_path / "no-scorer-here"))
+
+
+def test_the_scorer_knows_which_way_its_features_work(trained_scorer, simulated_snapshots):
+    scorer, _ = trained_scorer
+    book = scorer.reasons
+    effects = dict(zip(scorer.features, book.effects, strict=True))
+    assert 1 in {effects[n] for n in ("high_intent_count_all", "demo_request_count_all", "demo_request_count_90d")}
+    assert effects["page_view_careers_count_all"] == -1, "job seekers: careers-page visits lower the odds"
+    # Where a signal is the top reason, the sentence says "only" exactly when its member goes against
+    # the member's learned effect.
+    frame = _recent(simulated_snapshots[2], 4000)
+    contrib = scorer.contributions(frame)[scorer.features].to_numpy()
+    sums, rep = book.grouped(contrib)
+    out = book.explain(frame[scorer.features], contrib)
+    top = sums.argmax(axis=1)
+    checked = 0
+    for i in np.flatnonzero(sums.max(axis=1) > 0):
+        member = rep[i, top[i]]
+        f = book.features[member]
+        if f.low is None or frame[f.name].iloc[i] == 0:
+            continue
+        assert (" only " in out["reason_1"].iloc[i]) == (book.effects[member] == -1), out["reason_1"].iloc[i]
+        checked += 1
+    assert checked > 20
+    assert out["reason_1"].str.contains(" only ").any(), "some low counts are reasons on this base"

@@ -1,0 +1,60 @@
+"""Reason sentences: grouped per source signal, and a low count that raises the score says "only"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import Attribute, build_catalog
+from models.reasons import ReasonBook, learned_effects
+
+NAMES = ["page_view_blog_count_all", "demo_request_count_90d", "days_since_last_demo_request", "industry"]
+
+
+def _book() -> ReasonBook:
+    catalog = build_catalog([7, 30, 90], [Attribute("industry", "categorical")])
+    return ReasonBook.from_catalog(catalog, NAMES)
+
+
+def _training() -> tuple[pd.DataFrame, np.ndarray]:
+    """Blog reading lowers the score the more there is of it; demo requests raise it."""
+    rng = np.random.default_rng(0)
+    blog = rng.integers(0, 40, 400).astype(float)
+    demo = rng.integers(0, 3, 400).astype(float)
+    values = pd.DataFrame({"page_view_blog_count_all": blog, "demo_request_count_90d": demo,
+                           "days_since_last_demo_request": np.where(demo > 0, 3.0, np.nan),
+                           "industry": rng.choice(["software", "retail"], 400)})
+    contrib = np.column_stack([0.9 - 0.05 * blog, 0.4 * demo - 0.1, np.zeros(400), rng.normal(0, 0.1, 400)])
+    return values, contrib
+
+
+def test_effects_are_the_direction_of_each_feature_learned_from_its_contributions():
+    values, contrib = _training()
+    effects = learned_effects(_book().features, values, contrib)
+    assert effects == (-1, 1, 0, 0), "blog lowers, demo raises, a constant recency and a category say nothing"
+
+
+def test_a_low_count_that_raises_the_score_reads_only():
+    values, contrib = _training()
+    book = _book().with_effects(values, contrib)
+    lead = pd.DataFrame({"page_view_blog_count_all": [2.0, 30.0, 0.0], "demo_request_count_90d": [1.0, 0.0, 0.0],
+                         "days_since_last_demo_request": [3.0, np.nan, np.nan], "industry": ["software"] * 3})
+    shap = np.array([[0.8, 0.3, 0.0, 0.0], [-0.9, -0.1, 0.0, 0.0], [0.9, -0.1, 0.0, 0.0]])
+    out = book.explain(lead, shap)
+    assert out.loc[0, "reason_1"] == "Viewed blog posts only twice so far"
+    assert out.loc[0, "reason_2"] == "Requested a demo once in the last 90 days"
+    assert out.loc[1, "risk_1"] == "Viewed blog posts 30 times so far", "a high count that lowers it reads plainly"
+    assert out.loc[1, "reason_1"] == ""
+    assert out.loc[2, "reason_1"] == "Has not viewed blog posts yet"
+    assert out.loc[2, "risk_1"] == "Has not requested a demo in the last 90 days"
+    plain = _book().explain(lead, shap)  # a book without learned effects says the value only
+    assert plain.loc[0, "reason_1"] == "Viewed blog posts twice so far"
+
+
+def test_the_effects_do_not_change_which_reasons_are_chosen_or_their_values():
+    values, contrib = _training()
+    lead = values.head(50)
+    a = _book().explain(lead, contrib[:50])
+    b = _book().with_effects(values, contrib).explain(lead, contrib[:50])
+    shap = [c for c in a.columns if c.endswith("_shap")]
+    pd.testing.assert_frame_equal(a[shap], b[shap])
