@@ -51,10 +51,9 @@ import numba
 import numpy as np
 
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float, compared as double)
-BATCH_ROWS = 100_000
+BATCH_ROWS = 262_144  # rows per batch, split into one chunk per thread: larger chunks share more patterns
 TABLE_SLOTS = 12  # leaves with at most this many distinct path features get a precomputed table
 TABLE_BUDGET_BYTES = 512 * 2**20  # lower the table limit per model until the tables fit this
-BLOCK_ROWS = 1024  # rows per parallel work item; all trees are run over one block before the next
 
 
 
@@ -84,7 +83,10 @@ class Model:
     slot_ratio: np.ndarray  # (S,) float64 r_ld
     table_start: np.ndarray  # (L,) int64 offset of the leaf's table in tables, -1: no table
     table_width: np.ndarray  # (L,) int64 row width of the leaf's table (the tree's widest), 0: none
-    pad_feature: np.ndarray  # (L, Wmax) int64 feature of each table column (n_features for padding)
+    pad_local: np.ndarray  # (L, Wmax) int64 tree-local column of each table column (the tree's width: padding)
+    tree_feat_start: np.ndarray  # (T+1,) range of each tree's used features in tree_feat
+    tree_feat: np.ndarray  # (F,) int64 features split on by each tree; a feature's index here is its local column
+    slot_local: np.ndarray  # (S,) int64 tree-local column of each slot's feature
     node_col: np.ndarray  # (N,) int64 column of the split's feature in the code matrix
     lut_start: np.ndarray  # (N,) int64 start of the split's decision per code in node_lut
     node_lut: np.ndarray  # (C,) uint64 go-left (all ones) or right (0) per code of the feature
@@ -98,6 +100,7 @@ class Model:
     gl_weights: np.ndarray  # (Qmax+1, Qmax)
     max_nodes: int
     max_m: int
+    max_width: int  # most features any tree splits on
 
 
 def _count(node: dict[str, Any]) -> float:
@@ -226,6 +229,7 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
     leaf_tree: list[int] = []
     leaf_value, leaf_m, slot_start, slot_feature, slot_ratio = [], [], [0], [], []
     path_start, path_node, path_left, path_slot = [0], [], [], []
+    tree_feat_start, tree_feat, slot_local = [0], [], []
     max_nodes = 1
     for tree in trees:
         root = tree["tree_structure"]
@@ -255,6 +259,12 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
         split_end.append(base + len(emit))
         emit += [i for i, nd in enumerate(nodes) if "split_index" not in nd[0]]
         new_of = {old: base + new for new, old in enumerate(emit)}
+        local: dict[int, int] = {}
+        for i in emit:
+            if "split_index" in nodes[i][0]:
+                local.setdefault(int(nodes[i][0]["split_feature"]), len(local))
+        tree_feat.extend(local)
+        tree_feat_start.append(len(tree_feat))
         for i in emit:
             node, parent, left = nodes[i]
             cols["parent"].append(new_of[parent] if parent >= 0 else -1)
@@ -290,6 +300,7 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
                 leaf_tree.append(len(tree_start) - 1)
                 leaf_m.append(len(order))
                 slot_feature.extend(order)  # dicts keep insertion (slot) order
+                slot_local.extend(local[f] for f in order)
                 slot_ratio.extend(ratio)
                 slot_start.append(len(slot_feature))
         for i in emit:
@@ -303,17 +314,19 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
     while limit > 0 and float(np.sum(np.where(m <= limit, m * 2.0**m, 0.0))) * 8 > table_budget:
         limit -= 1
     has_table = m <= limit
-    # A table row has the tree's widest table leaf's width (padding slots add 0.0 to the spare last
+    # A table row has the leaf's own width (its slots); pad_local still has room for the widest leaf.
     # column, later overwritten by the base value), so every leaf of a tree runs the same loop.
     leaf_tree_a = np.array(leaf_tree, dtype=np.int64)
     width_of_tree = np.zeros(len(tree_start), dtype=np.int64)
     np.maximum.at(width_of_tree, leaf_tree_a, np.where(has_table, m, 0))
-    width = np.where(has_table, width_of_tree[leaf_tree_a] if len(m) else m, 0)
+    width = np.where(has_table, m, 0)
     sizes = np.where(has_table, width * 2**np.where(has_table, m, 0), 0)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    pad_feature = np.full((len(m), int(width.max()) if len(m) else 1), n_features, dtype=np.int64)
+    tree_width = np.diff(np.array(tree_feat_start, dtype=np.int64))
+    pad_local = np.zeros((len(m), max(1, int(width.max()) if len(m) else 1)), dtype=np.int64)
     for leaf in np.flatnonzero(has_table):
-        pad_feature[leaf, :m[leaf]] = slot_feature[slot_start[leaf]:slot_start[leaf + 1]]
+        pad_local[leaf, :] = tree_width[leaf_tree[leaf]]  # padding adds 0.0 to the spare column
+        pad_local[leaf, :m[leaf]] = slot_local[slot_start[leaf]:slot_start[leaf + 1]]
     q_max = max(1, (int(m.max()) + 1) // 2) if len(m) else 1
     gl_nodes, gl_weights = _gauss_legendre(q_max)
     arrays = {k: np.array(cols[k], dtype=np.int64) for k in ("parent", "feature", "left", "right", "leaf_id")}
@@ -331,13 +344,15 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
         slot_start=np.array(slot_start, dtype=np.int64), slot_feature=np.array(slot_feature, dtype=np.int64),
         slot_ratio=np.array(slot_ratio, dtype=np.float64),
         table_start=np.where(has_table, offsets[:-1], -1).astype(np.int64),
-        table_width=width.astype(np.int64), pad_feature=pad_feature,
+        table_width=width.astype(np.int64), pad_local=pad_local,
+        tree_feat_start=np.array(tree_feat_start, dtype=np.int64), tree_feat=np.array(tree_feat, dtype=np.int64),
+        slot_local=np.array(slot_local, dtype=np.int64),
         split_end=np.array(split_end, dtype=np.int64),
         tables=np.empty(int(offsets[-1]), dtype=np.float64),
         path_start=np.array(path_start, dtype=np.int64), path_node=np.array(path_node, dtype=np.int64),
         path_left=np.array(path_left, dtype=np.uint8), path_slot=np.array(path_slot, dtype=np.int64),
         gl_nodes=gl_nodes, gl_weights=gl_weights, max_nodes=max_nodes,
-        max_m=int(m.max()) if len(m) else 1,
+        max_m=int(m.max()) if len(m) else 1, max_width=int(tree_width.max()) if len(tree_width) else 1,
     )
     return model, constant
 
@@ -391,80 +406,147 @@ def _fill_tables(leaf_m, leaf_value, slot_start, slot_ratio, table_start, table_
                 tables[start + code * width + j] = phi[j] if j < m else 0.0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go):
+    """go[n - n0] = all ones where row r goes left at split n of the tree, else 0."""
+    for n in range(n0, ns):
+        go[n - n0] = node_lut[lut_start[n] + codes[r, node_col[n]]]
+
+
 @numba.njit(cache=True, nogil=True)
-def _rows_block(lo, hi, out, tree_start, split_end, parent, is_left, codes, node_col,
-                lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
-                slot_start, slot_feature, slot_ratio, table_start, table_width, pad_feature, tables,
-                path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m):
-    """Contributions of rows [lo, hi) into out[lo:hi, :n_features + 1] (zeroed by the caller; the last
-    column collects table padding and is overwritten by the caller)."""
+def _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+                 slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
+                 path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi):
+    """Add one tree's contributions for the decisions ``go`` into ``vec`` (the tree's local columns)."""
+    # Agreement codes in preorder, branch-free: a first split on a feature sets the slot's bit when the
+    # row agrees; a later one clears it when the row disagrees.
+    code[0] = 0
+    for n in range(n0 + 1, ns):
+        p = parent[n]
+        agree_mask = ~(go[p - n0] ^ is_left[n])  # all ones when the row went this way
+        bit = slot_bit[p]
+        fresh = new_slot[p]  # all ones for a first split on the feature
+        code[n - n0] = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
+    for n in range(ns, n1):
+        p = parent[n]
+        agree_mask = ~(go[p - n0] ^ is_left[n])
+        bit = slot_bit[p]
+        fresh = new_slot[p]
+        leaf_code = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
+        leaf = leaf_id[n]
+        start = table_start[leaf]
+        if start >= 0:
+            width = table_width[leaf]
+            base = start + np.int64(leaf_code) * width
+            for j in range(width):
+                vec[pad_local[leaf, j]] += tables[base + j]
+            continue
+        # No table (many slots): agreement from the path, then the quadrature.
+        m = leaf_m[leaf]
+        s0 = slot_start[leaf]
+        for j in range(m):
+            agree[j] = 1.0
+        for k in range(path_start[leaf], path_start[leaf + 1]):
+            if (go[path_node[k] - n0] & np.uint64(1)) != path_left[k]:
+                agree[path_slot[k]] = 0.0
+        q = (m + 1) // 2
+        _product_game(agree, slot_ratio[s0:s0 + m], m, gl_nodes[q], gl_weights[q], q, leaf_value[leaf], phi,
+                      before)
+        for j in range(m):
+            vec[slot_local[s0 + j]] += phi[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _chunk(lo, hi, offset, out_t, codes, tree_start, split_end, tree_feat_start, tree_feat, parent, is_left, node_col,
+           lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start, slot_local,
+           slot_ratio, table_start, table_width, pad_local, tables, path_start, path_node, path_left, path_slot,
+           gl_nodes, gl_weights, max_nodes, max_m, max_width):
+    """Contributions of rows [lo, hi) of ``codes`` into out_t[:, offset + lo:offset + hi] (features x rows),
+    one tree at a time.
+
+    Per tree, a row's whole contribution vector is a function of its split decisions (its *pattern*,
+    one bit per split): each distinct pattern's vector is computed once (hash table on the pattern)
+    and added to every row that has it. Trees with more than 64 splits are computed row by row.
+    """
+    n = hi - lo
+    bits = 1
+    while (1 << bits) < 2 * n:
+        bits += 1
+    size = 1 << bits
+    mask = np.uint64(size - 1)
+    shift = np.uint64(64 - bits)
+    ht_key = np.empty(size, dtype=np.uint64)
+    ht_id = np.empty(size, dtype=np.int64)
+    vecs = np.empty((n, max_width + 1))
     go = np.zeros(max_nodes, dtype=np.uint64)
     code = np.zeros(max_nodes, dtype=np.uint64)
     agree = np.empty(max_m)
     before = np.empty(max_m)
     phi = np.empty(max_m)
+    one = np.uint64(1)
     for t in range(len(tree_start) - 1):
         n0 = tree_start[t]
         ns = split_end[t]
         n1 = tree_start[t + 1]
+        f0 = tree_feat_start[t]
+        w = tree_feat_start[t + 1] - f0
+        if ns - n0 > 64:  # no 64-bit pattern: every row on its own
+            for r in range(lo, hi):
+                vec = vecs[0]
+                vec[:w + 1] = 0.0
+                _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go)
+                _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
+                             leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local,
+                             tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code,
+                             agree, before, phi)
+                for j in range(w):
+                    out_t[tree_feat[f0 + j], offset + r] += vec[j]
+            continue
+        ht_id[:] = -1
+        n_patterns = 0
         for r in range(lo, hi):
-            # Decisions of the tree's splits: all ones (go left) or zero.
-            for n in range(n0, ns):
-                go[n - n0] = node_lut[lut_start[n] + codes[r, node_col[n]]]
-            # Agreement codes in preorder, branch-free: a first split on a feature sets the slot's bit
-            # when the row agrees; a later one clears it when the row disagrees.
-            code[0] = 0
-            for n in range(n0 + 1, ns):
-                p = parent[n]
-                agree_mask = ~(go[p - n0] ^ is_left[n])  # all ones when the row went this way
-                bit = slot_bit[p]
-                fresh = new_slot[p]  # all ones for a first split on the feature
-                code[n - n0] = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
-            for n in range(ns, n1):
-                p = parent[n]
-                agree_mask = ~(go[p - n0] ^ is_left[n])
-                bit = slot_bit[p]
-                fresh = new_slot[p]
-                leaf_code = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
-                leaf = leaf_id[n]
-                start = table_start[leaf]
-                if start >= 0:
-                    width = table_width[leaf]
-                    base = start + np.int64(leaf_code) * width
-                    for j in range(width):
-                        out[r, pad_feature[leaf, j]] += tables[base + j]
-                    continue
-                # No table (many slots): agreement from the path, then the quadrature.
-                m = leaf_m[leaf]
-                s0 = slot_start[leaf]
-                for j in range(m):
-                    agree[j] = 1.0
-                for k in range(path_start[leaf], path_start[leaf + 1]):
-                    if (go[path_node[k] - n0] & np.uint64(1)) != path_left[k]:
-                        agree[path_slot[k]] = 0.0
-                q = (m + 1) // 2
-                _product_game(agree, slot_ratio[s0:s0 + m], m, gl_nodes[q], gl_weights[q], q,
-                              leaf_value[leaf], phi, before)
-                for j in range(m):
-                    out[r, slot_feature[s0 + j]] += phi[j]
+            key = np.uint64(0)
+            for k in range(n0, ns):
+                key |= (node_lut[lut_start[k] + codes[r, node_col[k]]] & one) << np.uint64(k - n0)
+            h = (key * np.uint64(0x9E3779B97F4A7C15)) >> shift  # Fibonacci hashing
+            while True:
+                pid = ht_id[h]
+                if pid < 0 or ht_key[h] == key:
+                    break
+                h = (h + one) & mask
+            if pid < 0:
+                pid = n_patterns
+                n_patterns += 1
+                ht_id[h] = pid
+                ht_key[h] = key
+                vec = vecs[pid]
+                vec[:w + 1] = 0.0
+                _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go)
+                _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
+                             leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local,
+                             tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code,
+                             agree, before, phi)
+            vec = vecs[pid]
+            for j in range(w):
+                out_t[tree_feat[f0 + j], offset + r] += vec[j]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _contributions(codes, out, block, tree_start, split_end, parent, is_left, node_col, lut_start, node_lut,
-                   slot_bit, new_slot, leaf_id,
-                   leaf_value, leaf_m, slot_start, slot_feature, slot_ratio, table_start, table_width,
-                   pad_feature, tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights,
-                   max_nodes, max_m):
+def _contributions(codes, out_t, offset, n_chunks, tree_start, split_end, tree_feat_start, tree_feat, parent,
+                   is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+                   slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
+                   path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
+    """Rows of ``codes`` into out_t[:, offset:offset + len(codes)], in ``n_chunks`` parallel chunks."""
     n = codes.shape[0]
-    n_blocks = (n + block - 1) // block
-    for b in numba.prange(n_blocks):
-        lo = b * block
-        hi = min(n, lo + block)
-        _rows_block(lo, hi, out, tree_start, split_end, parent, is_left, codes, node_col, lut_start, node_lut,
-                    slot_bit, new_slot, leaf_id,
-                    leaf_value, leaf_m, slot_start, slot_feature, slot_ratio, table_start, table_width,
-                    pad_feature, tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights,
-                    max_nodes, max_m)
+    step = (n + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        lo = c * step
+        hi = min(n, lo + step)
+        if lo < hi:
+            _chunk(lo, hi, offset, out_t, codes, tree_start, split_end, tree_feat_start, tree_feat, parent,
+                   is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+                   slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
+                   path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -521,8 +603,9 @@ class TreeShap:
         return np.ascontiguousarray(X)
 
     def _codes(self, X: np.ndarray) -> np.ndarray:
-        """(rows, used features) int32: each used feature's code (see ``FeatureCoder``)."""
-        codes = np.empty((X.shape[0], max(1, len(self.coders))), dtype=np.int32)
+        """(rows, used features): each used feature's code (see ``FeatureCoder``), uint16 when they fit."""
+        small = all(c.n_codes() <= 2**16 for c in self.coders.values())
+        codes = np.empty((X.shape[0], max(1, len(self.coders))), dtype=np.uint16 if small else np.int32)
         for i, f in enumerate(sorted(self.coders)):
             codes[:, i] = self.coders[f].encode(X[:, f])
         return codes
@@ -543,21 +626,21 @@ class TreeShap:
     def contributions(self, X: Any) -> np.ndarray:
         """SHAP values (n_rows, n_features + 1) on the raw score; last column the base value."""
         X = self._prepare(X)
-        out = np.zeros((X.shape[0], self.n_features + 1))
+        out_t = np.zeros((self.n_features + 1, X.shape[0]))  # features x rows: see ``_chunk``
         md = self.model
         with self._numba_threads():
+            chunks = numba.get_num_threads()
             for start in range(0, X.shape[0], self.batch_rows):
                 stop = min(start + self.batch_rows, X.shape[0])
                 codes = self._codes(X[start:stop])
-                _contributions(codes, out[start:stop], BLOCK_ROWS, md.tree_start, md.split_end,
-                               md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut, md.slot_bit,
-                               md.new_slot,
-                               md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start, md.slot_feature,
-                               md.slot_ratio, md.table_start, md.table_width, md.pad_feature, md.tables,
-                               md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
-                               md.gl_weights, md.max_nodes, md.max_m)
-        out[:, -1] = self.base_value
-        return out
+                _contributions(codes, out_t, start, chunks, md.tree_start, md.split_end, md.tree_feat_start,
+                               md.tree_feat, md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut,
+                               md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start,
+                               md.slot_local, md.slot_ratio, md.table_start, md.table_width, md.pad_local,
+                               md.tables, md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
+                               md.gl_weights, md.max_nodes, md.max_m, md.max_width)
+        out_t[-1] = self.base_value
+        return out_t.T
 
     def raw_score(self, X: Any) -> np.ndarray:
         """Raw margin: the value of the leaf each row reaches, summed over trees (+ single leaves)."""
