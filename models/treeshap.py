@@ -52,6 +52,8 @@ import numpy as np
 
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float, compared as double)
 BATCH_ROWS = 262_144  # rows per batch, split into one chunk per thread: larger chunks share more patterns
+PART_LEAVES = 8  # leaves per memoised part of a tree (see ``_chunk``)
+GROUP_TREES = 8  # trees whose patterns are found together before their vectors are added to the rows
 TABLE_SLOTS = 12  # leaves with at most this many distinct path features get a precomputed table
 TABLE_BUDGET_BYTES = 512 * 2**20  # lower the table limit per model until the tables fit this
 
@@ -84,6 +86,10 @@ class Model:
     table_start: np.ndarray  # (L,) int64 offset of the leaf's table in tables, -1: no table
     table_width: np.ndarray  # (L,) int64 row width of the leaf's table (the tree's widest), 0: none
     pad_local: np.ndarray  # (L, Wmax) int64 tree-local column of each table column (the tree's width: padding)
+    part_start: np.ndarray  # (T+1,) range of each tree's parts (runs of at most PART_LEAVES leaves)
+    part_mask: np.ndarray  # (Q,) uint64 pattern bits of the splits above the part's leaves
+    part_leaf: np.ndarray  # (Q,) int64 node id of each part's first leaf
+    part_end: np.ndarray  # (Q,) int64 node id after each part's last leaf
     tree_feat_start: np.ndarray  # (T+1,) range of each tree's used features in tree_feat
     tree_feat: np.ndarray  # (F,) int64 features split on by each tree; a feature's index here is its local column
     slot_local: np.ndarray  # (S,) int64 tree-local column of each slot's feature
@@ -214,7 +220,7 @@ def _node_lut(split: dict[str, Any], coder: FeatureCoder) -> np.ndarray:
 
 def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, FeatureCoder],
                 table_slots: int = TABLE_SLOTS,
-                table_budget: int = TABLE_BUDGET_BYTES) -> tuple[Model, float]:
+                table_budget: int = TABLE_BUDGET_BYTES, part_leaves: int = PART_LEAVES) -> tuple[Model, float]:
     """Flat arrays of every tree with a split, and the sum of the single-leaf trees' values."""
     constant = 0.0
     cols: dict[str, list[Any]] = {k: [] for k in (
@@ -230,6 +236,7 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
     leaf_value, leaf_m, slot_start, slot_feature, slot_ratio = [], [], [0], [], []
     path_start, path_node, path_left, path_slot = [0], [], [], []
     tree_feat_start, tree_feat, slot_local = [0], [], []
+    part_start, part_mask, part_leaf, part_end = [0], [], [], []
     max_nodes = 1
     for tree in trees:
         root = tree["tree_structure"]
@@ -307,6 +314,18 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
             kids = children.get(i, [])
             cols["left"].append(new_of[kids[0]] if kids else -1)
             cols["right"].append(new_of[kids[1]] if kids else -1)
+        # Parts: runs of consecutive leaves, each with the pattern bits of the splits above them.
+        leaves = [i for i in emit if "split_index" not in nodes[i][0]]
+        for a in range(0, len(leaves), part_leaves):
+            bits_above = 0
+            for i in leaves[a:a + part_leaves]:
+                for k, _ in path_above[i]:
+                    if new_of[k] - base < 64:
+                        bits_above |= 1 << (new_of[k] - base)
+            part_mask.append(bits_above)
+            part_leaf.append(new_of[leaves[a]])
+            part_end.append(new_of[leaves[min(a + part_leaves, len(leaves)) - 1]] + 1)
+        part_start.append(len(part_mask))
         tree_start.append(base + len(nodes))
 
     m = np.array(leaf_m, dtype=np.int64)
@@ -345,6 +364,9 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
         slot_ratio=np.array(slot_ratio, dtype=np.float64),
         table_start=np.where(has_table, offsets[:-1], -1).astype(np.int64),
         table_width=width.astype(np.int64), pad_local=pad_local,
+        part_start=np.array(part_start, dtype=np.int64), part_leaf=np.array(part_leaf, dtype=np.int64),
+        part_end=np.array(part_end, dtype=np.int64),
+        part_mask=np.array(part_mask, dtype=np.uint64),
         tree_feat_start=np.array(tree_feat_start, dtype=np.int64), tree_feat=np.array(tree_feat, dtype=np.int64),
         slot_local=np.array(slot_local, dtype=np.int64),
         split_end=np.array(split_end, dtype=np.int64),
@@ -414,10 +436,11 @@ def _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go):
 
 
 @numba.njit(cache=True, nogil=True)
-def _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+def _tree_vector(n0, ns, leaf_lo, leaf_hi, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
                  slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
                  path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi):
-    """Add one tree's contributions for the decisions ``go`` into ``vec`` (the tree's local columns)."""
+    """Add the contributions of the tree's leaves [leaf_lo, leaf_hi) for the decisions ``go`` into ``vec``
+    (the tree's local columns)."""
     # Agreement codes in preorder, branch-free: a first split on a feature sets the slot's bit when the
     # row agrees; a later one clears it when the row disagrees.
     code[0] = 0
@@ -427,7 +450,7 @@ def _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_
         bit = slot_bit[p]
         fresh = new_slot[p]  # all ones for a first split on the feature
         code[n - n0] = (code[p - n0] & ~(bit & ~agree_mask & ~fresh)) | (bit & agree_mask & fresh)
-    for n in range(ns, n1):
+    for n in range(leaf_lo, leaf_hi):
         p = parent[n]
         agree_mask = ~(go[p - n0] ^ is_left[n])
         bit = slot_bit[p]
@@ -456,17 +479,46 @@ def _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_
             vec[slot_local[s0 + j]] += phi[j]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(ht_key, ht_gen, stamp, key, shift, mask):
+    """Open-addressing slot of ``key`` in the table generation ``stamp``: where it is, or the free slot
+    where it goes (``ht_gen[slot] != stamp``). Stamps make clearing the table free."""
+    h = (key * np.uint64(0x9E3779B97F4A7C15)) >> shift  # Fibonacci hashing
+    while True:
+        if ht_gen[h] != stamp or ht_key[h] == key:
+            return h
+        h = (h + np.uint64(1)) & mask
+
+
 @numba.njit(cache=True, nogil=True)
-def _chunk(lo, hi, offset, out_t, codes, tree_start, split_end, tree_feat_start, tree_feat, parent, is_left, node_col,
-           lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start, slot_local,
-           slot_ratio, table_start, table_width, pad_local, tables, path_start, path_node, path_left, path_slot,
-           gl_nodes, gl_weights, max_nodes, max_m, max_width):
-    """Contributions of rows [lo, hi) of ``codes`` into out_t[:, offset + lo:offset + hi] (features x rows),
-    one tree at a time.
+def _part_vector(key, lo_leaf, hi_leaf, n0, ns, vec, go, parent, is_left, slot_bit, new_slot, leaf_id,
+                 leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables,
+                 path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi, w):
+    """vec[:w + 1] = contributions of the leaves [lo_leaf, hi_leaf) for the decision bits ``key``."""
+    for i in range(ns - n0):
+        go[i] = ~np.uint64(0) if (key >> np.uint64(i)) & np.uint64(1) else np.uint64(0)
+    vec[:w + 1] = 0.0
+    _tree_vector(n0, ns, lo_leaf, hi_leaf, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
+                 leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
+                 path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf, part_end,
+           tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id,
+           leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables,
+           path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
+    """Contributions of rows [lo, hi) of ``codes`` into out[offset + lo:offset + hi] (zeroed by the caller).
 
     Per tree, a row's whole contribution vector is a function of its split decisions (its *pattern*,
-    one bit per split): each distinct pattern's vector is computed once (hash table on the pattern)
-    and added to every row that has it. Trees with more than 64 splits are computed row by row.
+    one bit per split, preorder), and rows share few patterns: each distinct pattern's vector is
+    computed once per chunk (hash table on the pattern) and added to every row that has it. A new
+    pattern's vector is the sum over the tree's *parts* (runs of consecutive leaves, ``part_leaf``..``part_end``):
+    a part's contributions depend only on the bits of the splits above its leaves (``part_mask``),
+    and patterns share those far more often, so each part's vector is memoised too and only a new
+    part state reads its leaves' tables. Trees are taken ``group`` at a time: the group's patterns
+    for all rows (a row's codes read once), then the group's vectors added row by row (a row's
+    outputs stay in cache). Trees with more than 64 splits are computed row by row.
     """
     n = hi - lo
     bits = 1
@@ -475,75 +527,122 @@ def _chunk(lo, hi, offset, out_t, codes, tree_start, split_end, tree_feat_start,
     size = 1 << bits
     mask = np.uint64(size - 1)
     shift = np.uint64(64 - bits)
+    one = np.uint64(1)
     ht_key = np.empty(size, dtype=np.uint64)
     ht_id = np.empty(size, dtype=np.int64)
-    vecs = np.empty((n, max_width + 1))
+    ht_gen = np.zeros(size, dtype=np.int64)
+    stamp = 0
+    keys = np.empty((group, n), dtype=np.uint64)
+    pid = np.empty((group, n), dtype=np.int64)
+    rep = np.empty(n, dtype=np.uint64)
+    width = max_width + 1
+    part_store = np.empty((n, width))
+    store = np.empty((n, width))  # the group's pattern vectors, grown as needed
+    store_start = np.zeros(group + 1, dtype=np.int64)
     go = np.zeros(max_nodes, dtype=np.uint64)
     code = np.zeros(max_nodes, dtype=np.uint64)
     agree = np.empty(max_m)
     before = np.empty(max_m)
     phi = np.empty(max_m)
-    one = np.uint64(1)
-    for t in range(len(tree_start) - 1):
-        n0 = tree_start[t]
-        ns = split_end[t]
-        n1 = tree_start[t + 1]
-        f0 = tree_feat_start[t]
-        w = tree_feat_start[t + 1] - f0
-        if ns - n0 > 64:  # no 64-bit pattern: every row on its own
-            for r in range(lo, hi):
-                vec = vecs[0]
-                vec[:w + 1] = 0.0
-                _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go)
-                _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
-                             leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local,
-                             tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code,
-                             agree, before, phi)
-                for j in range(w):
-                    out_t[tree_feat[f0 + j], offset + r] += vec[j]
-            continue
-        ht_id[:] = -1
-        n_patterns = 0
+    n_trees = len(tree_start) - 1
+    for g0 in range(0, n_trees, group):
+        g1 = min(n_trees, g0 + group)
+        # 1. Pattern keys of the group's trees, row by row.
         for r in range(lo, hi):
-            key = np.uint64(0)
-            for k in range(n0, ns):
-                key |= (node_lut[lut_start[k] + codes[r, node_col[k]]] & one) << np.uint64(k - n0)
-            h = (key * np.uint64(0x9E3779B97F4A7C15)) >> shift  # Fibonacci hashing
-            while True:
-                pid = ht_id[h]
-                if pid < 0 or ht_key[h] == key:
-                    break
-                h = (h + one) & mask
-            if pid < 0:
-                pid = n_patterns
-                n_patterns += 1
-                ht_id[h] = pid
-                ht_key[h] = key
-                vec = vecs[pid]
-                vec[:w + 1] = 0.0
-                _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go)
-                _tree_vector(n0, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
-                             leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local,
-                             tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code,
-                             agree, before, phi)
-            vec = vecs[pid]
-            for j in range(w):
-                out_t[tree_feat[f0 + j], offset + r] += vec[j]
+            for t in range(g0, g1):
+                key = np.uint64(0)
+                n0 = tree_start[t]
+                for k in range(n0, min(split_end[t], n0 + 64)):
+                    key |= (node_lut[lut_start[k] + codes[r, node_col[k]]] & one) << np.uint64(k - n0)
+                keys[t - g0, r - lo] = key
+        # 2. Per tree: distinct patterns and their vectors.
+        for t in range(g0, g1):
+            n0 = tree_start[t]
+            ns = split_end[t]
+            n1 = tree_start[t + 1]
+            w = tree_feat_start[t + 1] - tree_feat_start[t]
+            base = store_start[t - g0]
+            wide = ns - n0 > 64  # no 64-bit pattern: every row on its own
+            if wide:
+                n_patterns = n
+            else:
+                stamp += 1
+                n_patterns = 0
+                for i in range(n):
+                    key = keys[t - g0, i]
+                    h = _slot(ht_key, ht_gen, stamp, key, shift, mask)
+                    if ht_gen[h] != stamp:
+                        ht_gen[h] = stamp
+                        ht_key[h] = key
+                        ht_id[h] = n_patterns
+                        rep[n_patterns] = key
+                        n_patterns += 1
+                    pid[t - g0, i] = ht_id[h]
+            if base + n_patterns > store.shape[0]:
+                grown = np.empty((max(2 * store.shape[0], base + n_patterns), width))
+                grown[:base] = store[:base]
+                store = grown
+            store_start[t - g0 + 1] = base + n_patterns
+            if wide:
+                for i in range(n):
+                    pid[t - g0, i] = i
+                    vec = store[base + i]
+                    vec[:w + 1] = 0.0
+                    _decisions(lo + i, n0, ns, codes, node_col, lut_start, node_lut, go)
+                    _tree_vector(n0, ns, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id,
+                                 leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width,
+                                 pad_local, tables, path_start, path_node, path_left, path_slot, gl_nodes,
+                                 gl_weights, code, agree, before, phi)
+                continue
+            for p in range(n_patterns):
+                store[base + p, :w] = 0.0
+            for q in range(part_start[t], part_start[t + 1]):
+                stamp += 1
+                pm = part_mask[q]
+                n_states = 0
+                for p in range(n_patterns):
+                    kp = rep[p] & pm
+                    h = _slot(ht_key, ht_gen, stamp, kp, shift, mask)
+                    if ht_gen[h] != stamp:
+                        ht_gen[h] = stamp
+                        ht_key[h] = kp
+                        ht_id[h] = n_states
+                        _part_vector(kp, part_leaf[q], part_end[q], n0, ns, part_store[n_states], go, parent,
+                                     is_left, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start,
+                                     slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
+                                     path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before,
+                                     phi, w)
+                        n_states += 1
+                    part = part_store[ht_id[h]]
+                    vec = store[base + p]
+                    for j in range(w):
+                        vec[j] += part[j]
+        # 3. Add the group's vectors into each row.
+        for i in range(n):
+            r = offset + lo + i
+            for t in range(g0, g1):
+                f0 = tree_feat_start[t]
+                w = tree_feat_start[t + 1] - f0
+                vec = store[store_start[t - g0] + pid[t - g0, i]]
+                for j in range(w):
+                    out[r, tree_feat[f0 + j]] += vec[j]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _contributions(codes, out_t, offset, n_chunks, tree_start, split_end, tree_feat_start, tree_feat, parent,
+def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, part_start, part_mask, part_leaf, part_end,
+                   tree_feat_start, tree_feat, parent,
                    is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
                    slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
                    path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
-    """Rows of ``codes`` into out_t[:, offset:offset + len(codes)], in ``n_chunks`` parallel chunks."""
+    """Rows of ``codes`` into out[offset:offset + len(codes)], in ``n_chunks`` parallel chunks."""
     n = codes.shape[0]
     step = (n + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         lo = c * step
         hi = min(n, lo + step)
         if lo < hi:
-            _chunk(lo, hi, offset, out_t, codes, tree_start, split_end, tree_feat_start, tree_feat, parent,
+            _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf, part_end,
+                   tree_feat_start, tree_feat, parent,
                    is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
                    slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
                    path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width)
@@ -576,7 +675,7 @@ class TreeShap:
     """
 
     def __init__(self, booster: lgb.Booster, batch_rows: int = BATCH_ROWS, n_threads: int | None = None,
-                 table_slots: int = TABLE_SLOTS) -> None:
+                 table_slots: int = TABLE_SLOTS, part_leaves: int = PART_LEAVES) -> None:
         dump = booster.dump_model()
         if dump.get("num_tree_per_iteration", 1) != 1:
             raise ValueError("only single-output models (binary, regression) are supported")
@@ -585,7 +684,7 @@ class TreeShap:
         self.n_threads = n_threads
         self.coders = build_coders(dump["tree_info"])
         self.model, self._constant = parse_model(dump["tree_info"], self.n_features, self.coders,
-                                                  table_slots=table_slots)
+                                                  table_slots=table_slots, part_leaves=part_leaves)
         md = self.model
         _fill_tables(md.leaf_m, md.leaf_value, md.slot_start, md.slot_ratio, md.table_start, md.table_width,
                      md.tables, md.gl_nodes, md.gl_weights)
@@ -626,21 +725,22 @@ class TreeShap:
     def contributions(self, X: Any) -> np.ndarray:
         """SHAP values (n_rows, n_features + 1) on the raw score; last column the base value."""
         X = self._prepare(X)
-        out_t = np.zeros((self.n_features + 1, X.shape[0]))  # features x rows: see ``_chunk``
+        out = np.zeros((X.shape[0], self.n_features + 1))
         md = self.model
         with self._numba_threads():
             chunks = numba.get_num_threads()
             for start in range(0, X.shape[0], self.batch_rows):
                 stop = min(start + self.batch_rows, X.shape[0])
                 codes = self._codes(X[start:stop])
-                _contributions(codes, out_t, start, chunks, md.tree_start, md.split_end, md.tree_feat_start,
+                _contributions(codes, out, start, chunks, GROUP_TREES, md.tree_start, md.split_end,
+                               md.part_start, md.part_mask, md.part_leaf, md.part_end, md.tree_feat_start,
                                md.tree_feat, md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut,
                                md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start,
                                md.slot_local, md.slot_ratio, md.table_start, md.table_width, md.pad_local,
                                md.tables, md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
                                md.gl_weights, md.max_nodes, md.max_m, md.max_width)
-        out_t[-1] = self.base_value
-        return out_t.T
+        out[:, -1] = self.base_value
+        return out
 
     def raw_score(self, X: Any) -> np.ndarray:
         """Raw margin: the value of the leaf each row reaches, summed over trees (+ single leaves)."""

@@ -225,6 +225,6 @@ def test_import_compiles_nothing() -> None:
     """Importing the module only defines the kernels; they compile on first use."""
     code = ("import models.treeshap as t; "
             "print(sum(len(f.signatures) "
-            "for f in (t._fill_tables, t._contributions, t._raw_score, t._chunk, t._tree_vector)))")
+            "for f in (t._fill_tables, t._contributions, t._raw_score, t._chunk, t._tree_vector, t._part_vector)))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0"
