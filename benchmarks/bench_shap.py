@@ -5,7 +5,9 @@ Trains a ~300-tree, 31-leaf binary LightGBM model on synthetic data shaped like 
 "never", 8 integer-coded categoricals with 3-30 levels), then on ``rows`` scoring rows measures
 rows/s of plain ``predict``, of ``pred_contrib`` and ``shap.TreeExplainer`` (on samples,
 extrapolated rates), and of ``TreeShap.contributions`` on all rows (median of ``repeats``), the
-max abs difference to ``pred_contrib`` on a >= 20k-row sample, and peak memory. Every method runs
+max abs difference to ``pred_contrib`` on a >= 20k-row sample, peak memory, CPU seconds (user + sys,
+all threads) beside wall seconds, and how many distinct decision patterns (and memoised part states)
+TreeShap finds per tree in one chunk of rows, the quantity its speed rests on. Every method runs
 on ``THREADS`` threads (2, this machine's cores) so the ratios compare like with like; TreeShap's
 numba kernels are compiled (or loaded from the on-disk cache) on a small warm-up first, and that
 time is reported separately, not counted in its rate.
@@ -62,6 +64,32 @@ def train_model(train_rows: int = 60_000, trees: int = 300) -> lgb.Booster:
     return lgb.train(params, lgb.Dataset(X, y, categorical_feature=cats), trees)
 
 
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def pattern_ratios(explainer: TreeShap, X: np.ndarray) -> dict[str, float]:
+    """Distinct decision patterns and part states per tree over the rows ``X`` (one chunk), per row."""
+    md = explainer.model
+    codes = explainer._codes(X)
+    patterns, parts = [], []
+    for t in range(len(md.tree_start) - 1):
+        n0, ns = md.tree_start[t], md.split_end[t]
+        if ns - n0 > 64:
+            continue
+        key = np.zeros(len(X), dtype=np.uint64)
+        for n in range(n0, ns):
+            key |= md.node_bit[md.lut_start[n] + codes[:, md.node_col[n]]].astype(np.uint64) << np.uint64(n - n0)
+        distinct = np.unique(key)
+        patterns.append(len(distinct))
+        parts.append(sum(len(np.unique(distinct & md.part_mask[q]))
+                         for q in range(md.part_start[t], md.part_start[t + 1])))
+    return {"rows": len(X), "patterns_per_row_mean": round(float(np.mean(patterns)) / len(X), 3),
+            "patterns_per_row_max": round(float(np.max(patterns)) / len(X), 3),
+            "part_states_per_row_mean": round(float(np.mean(parts)) / len(X), 3)}
+
+
 def _rate(rows: int, seconds: float) -> float:
     return rows / seconds if seconds > 0 else float("inf")
 
@@ -80,16 +108,26 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
         warm.raw_score(X[:10])
     with PeakMemory() as mem_build, stopwatch() as t_build:
         explainer = TreeShap(booster, n_threads=THREADS)
+    cpu0 = _cpu()
     with PeakMemory() as mem_ours:
         ours_s, ours = repeat(lambda: explainer.contributions(X), repeats)
+    ours_cpu = (_cpu() - cpu0) / repeats
     ours_sample = ours[: len(sample)].copy()
     del ours
+    cpu0 = _cpu()
     predict_s, _ = repeat(lambda: booster.predict(X, raw_score=True, num_threads=THREADS), repeats)
+    predict_cpu = (_cpu() - cpu0) / repeats
+    cpu0 = _cpu()
     with PeakMemory() as mem_lgb, stopwatch() as t_contrib:
         reference = booster.predict(sample, pred_contrib=True, num_threads=THREADS)
+    contrib_cpu = _cpu() - cpu0
     tree_explainer = shap.TreeExplainer(booster)
+    cpu0 = _cpu()
     with stopwatch() as t_shap:
         values = tree_explainer.shap_values(X[:shap_sample])
+    shap_cpu = _cpu() - cpu0
+    chunk = X[: min(rows, explainer.batch_rows // THREADS)]
+    ratios = pattern_ratios(explainer, chunk)
     values = values[1] if isinstance(values, list) else values
     raw = booster.predict(sample, raw_score=True, num_threads=THREADS)
     ours_rate = _rate(rows, median(ours_s))
@@ -117,6 +155,12 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
         "shap_sample_rows": shap_sample,
         "treeshap_rows_per_s": round(ours_rate),
         "treeshap_seconds": [round(s, 1) for s in ours_s],
+        "cpu_seconds_per_run": {"treeshap": round(ours_cpu, 1), "predict": round(predict_cpu, 1),
+                                "pred_contrib_sample": round(contrib_cpu, 1), "shap_sample": round(shap_cpu, 1)},
+        "rows_per_cpu_second": {"treeshap": round(_rate(rows, ours_cpu)), "predict": round(_rate(rows, predict_cpu)),
+                           "pred_contrib": round(_rate(len(sample), contrib_cpu)),
+                           "shap_tree_explainer": round(_rate(shap_sample, shap_cpu))},
+        "distinct_patterns_per_chunk": ratios,
         "target_rows_per_s": 20_000,
         "ratio_vs_pred_contrib": round(ours_rate / contrib_rate, 1),
         "ratio_vs_shap": round(ours_rate / shap_rate, 1),

@@ -53,7 +53,7 @@ import numpy as np
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float, compared as double)
 BATCH_ROWS = 262_144  # rows per batch, split into one chunk per thread: larger chunks share more patterns
 PART_LEAVES = 8  # leaves per memoised part of a tree (see ``_chunk``)
-GROUP_TREES = 8  # trees whose patterns are found together before their vectors are added to the rows
+GROUP_TREES = 4  # trees whose patterns are found together before their vectors are added to the rows
 TABLE_SLOTS = 12  # leaves with at most this many distinct path features get a precomputed table
 TABLE_BUDGET_BYTES = 512 * 2**20  # lower the table limit per model until the tables fit this
 
@@ -96,6 +96,7 @@ class Model:
     node_col: np.ndarray  # (N,) int64 column of the split's feature in the code matrix
     lut_start: np.ndarray  # (N,) int64 start of the split's decision per code in node_lut
     node_lut: np.ndarray  # (C,) uint64 go-left (all ones) or right (0) per code of the feature
+    node_bit: np.ndarray  # (C,) uint8 the same as 1 / 0 (a pattern's bit; 8x less cache than node_lut)
     split_end: np.ndarray  # (T,) end of each tree's split nodes (splits first, then leaves)
     tables: np.ndarray  # (sum width 2^m,) float64, row ``code`` of a leaf at table_start + code * width
     path_start: np.ndarray  # (L+1,) range of the leaf's path in path_node / path_left / path_slot
@@ -354,11 +355,11 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
     arrays["new_slot"] = np.where(np.array(cols["new_slot"], dtype=bool), ones, np.uint64(0))
     slots = np.array(cols["slot"], dtype=np.uint64)
     arrays["slot_bit"] = np.where(slots < 64, np.uint64(1) << np.minimum(slots, np.uint64(63)), np.uint64(0))
+    go_left = np.concatenate(luts) if luts else np.zeros(0, dtype=bool)
     model = Model(
         tree_start=np.array(tree_start, dtype=np.int64), **arrays,
         node_col=np.array(node_col, dtype=np.int64), lut_start=np.array(lut_start, dtype=np.int64),
-        node_lut=np.where(np.concatenate(luts) if luts else np.zeros(0, dtype=bool), ~np.uint64(0),
-                          np.uint64(0)),
+        node_lut=np.where(go_left, ~np.uint64(0), np.uint64(0)), node_bit=go_left.astype(np.uint8),
         leaf_value=np.array(leaf_value, dtype=np.float64), leaf_m=m,
         slot_start=np.array(slot_start, dtype=np.int64), slot_feature=np.array(slot_feature, dtype=np.int64),
         slot_ratio=np.array(slot_ratio, dtype=np.float64),
@@ -504,10 +505,11 @@ def _part_vector(key, lo_leaf, hi_leaf, n0, ns, vec, go, parent, is_left, slot_b
 
 
 @numba.njit(cache=True, nogil=True)
-def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf, part_end,
-           tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id,
-           leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables,
-           path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
+def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
+           part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, node_bit,
+           slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start,
+           table_width, pad_local, tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights,
+           max_nodes, max_m, max_width):
     """Contributions of rows [lo, hi) of ``codes`` into out[offset + lo:offset + hi] (zeroed by the caller).
 
     Per tree, a row's whole contribution vector is a function of its split decisions (its *pattern*,
@@ -537,7 +539,7 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
     rep = np.empty(n, dtype=np.uint64)
     width = max_width + 1
     part_store = np.empty((n, width))
-    store = np.empty((n, width))  # the group's pattern vectors, grown as needed
+    store = np.empty(n * width)  # the group's pattern vectors, w values each (flat, grown as needed)
     store_start = np.zeros(group + 1, dtype=np.int64)
     go = np.zeros(max_nodes, dtype=np.uint64)
     code = np.zeros(max_nodes, dtype=np.uint64)
@@ -553,7 +555,7 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
                 key = np.uint64(0)
                 n0 = tree_start[t]
                 for k in range(n0, min(split_end[t], n0 + 64)):
-                    key |= (node_lut[lut_start[k] + codes[r, node_col[k]]] & one) << np.uint64(k - n0)
+                    key |= np.uint64(node_bit[lut_start[k] + codes[r, node_col[k]]]) << np.uint64(k - n0)
                 keys[t - g0, r - lo] = key
         # 2. Per tree: distinct patterns and their vectors.
         for t in range(g0, g1):
@@ -578,16 +580,17 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
                         rep[n_patterns] = key
                         n_patterns += 1
                     pid[t - g0, i] = ht_id[h]
-            if base + n_patterns > store.shape[0]:
-                grown = np.empty((max(2 * store.shape[0], base + n_patterns), width))
+            need = base + n_patterns * (w + 1)  # + 1: a tree's spare column (table padding)
+            if need > store.shape[0]:
+                grown = np.empty(max(2 * store.shape[0], need))
                 grown[:base] = store[:base]
                 store = grown
-            store_start[t - g0 + 1] = base + n_patterns
+            store_start[t - g0 + 1] = need
             if wide:
                 for i in range(n):
                     pid[t - g0, i] = i
-                    vec = store[base + i]
-                    vec[:w + 1] = 0.0
+                    vec = store[base + i * (w + 1):base + (i + 1) * (w + 1)]
+                    vec[:] = 0.0
                     _decisions(lo + i, n0, ns, codes, node_col, lut_start, node_lut, go)
                     _tree_vector(n0, ns, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id,
                                  leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width,
@@ -595,7 +598,7 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
                                  gl_weights, code, agree, before, phi)
                 continue
             for p in range(n_patterns):
-                store[base + p, :w] = 0.0
+                store[base + p * (w + 1):base + p * (w + 1) + w] = 0.0
             for q in range(part_start[t], part_start[t + 1]):
                 stamp += 1
                 pm = part_mask[q]
@@ -614,24 +617,24 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
                                      phi, w)
                         n_states += 1
                     part = part_store[ht_id[h]]
-                    vec = store[base + p]
+                    at = base + p * (w + 1)
                     for j in range(w):
-                        vec[j] += part[j]
+                        store[at + j] += part[j]
         # 3. Add the group's vectors into each row.
         for i in range(n):
             r = offset + lo + i
             for t in range(g0, g1):
                 f0 = tree_feat_start[t]
                 w = tree_feat_start[t + 1] - f0
-                vec = store[store_start[t - g0] + pid[t - g0, i]]
+                at = store_start[t - g0] + pid[t - g0, i] * (w + 1)
                 for j in range(w):
-                    out[r, tree_feat[f0 + j]] += vec[j]
+                    out[r, tree_feat[f0 + j]] += store[at + j]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, part_start, part_mask, part_leaf, part_end,
-                   tree_feat_start, tree_feat, parent,
-                   is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, part_start, part_mask, part_leaf,
+                   part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, node_bit,
+                   slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
                    slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
                    path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
     """Rows of ``codes`` into out[offset:offset + len(codes)], in ``n_chunks`` parallel chunks."""
@@ -641,9 +644,9 @@ def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, p
         lo = c * step
         hi = min(n, lo + step)
         if lo < hi:
-            _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf, part_end,
-                   tree_feat_start, tree_feat, parent,
-                   is_left, node_col, lut_start, node_lut, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
+            _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
+                   part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, node_bit,
+                   slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
                    slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
                    path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width)
 
@@ -735,7 +738,7 @@ class TreeShap:
                 _contributions(codes, out, start, chunks, GROUP_TREES, md.tree_start, md.split_end,
                                md.part_start, md.part_mask, md.part_leaf, md.part_end, md.tree_feat_start,
                                md.tree_feat, md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut,
-                               md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start,
+                               md.node_bit, md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start,
                                md.slot_local, md.slot_ratio, md.table_start, md.table_width, md.pad_local,
                                md.tables, md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
                                md.gl_weights, md.max_nodes, md.max_m, md.max_width)
