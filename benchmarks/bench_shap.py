@@ -85,7 +85,8 @@ def pattern_ratios(explainer: TreeShap, X: np.ndarray) -> dict[str, float]:
             continue
         key = np.zeros(len(X), dtype=np.uint64)
         for n in range(n0, ns):
-            key |= md.node_bit[md.lut_start[n] + codes[:, md.node_col[n]]].astype(np.uint64) << np.uint64(n - n0)
+            bit = md.node_bit[md.lut_start[n] + codes[:, md.node_col[n]]].astype(np.uint64)
+            key |= bit << np.uint64(n - n0)
         distinct = np.unique(key)
         patterns.append(len(distinct))
         parts.append(sum(len(np.unique(distinct & md.part_mask[q]))
@@ -95,7 +96,7 @@ def pattern_ratios(explainer: TreeShap, X: np.ndarray) -> dict[str, float]:
             "part_states_per_row_mean": round(float(np.mean(parts)) / len(X), 3)}
 
 
-BANK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bank-marketing" / "bank-additional-full.csv"
+BANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "bank-marketing" / "bank-additional-full.csv"
 
 
 def bank_marketing(repeats: int, contrib_sample: int = 5_000) -> dict[str, Any]:
@@ -127,7 +128,8 @@ def bank_marketing(repeats: int, contrib_sample: int = 5_000) -> dict[str, Any]:
             "rows_per_cpu_second": {"treeshap": round(_rate(len(X), ours_cpu)),
                                     "pred_contrib": round(_rate(len(sample), contrib_cpu))},
             "max_abs_diff_vs_pred_contrib": float(np.abs(ours[:len(sample)] - reference).max()),
-            "distinct_patterns_per_chunk": pattern_ratios(explainer, X[: -(-min(len(X), explainer.batch_rows) // THREADS)])}
+            "distinct_patterns_per_chunk": pattern_ratios(explainer, X[: -(-min(len(X), explainer.batch_rows)
+                                                                         // THREADS)])}
 
 
 def _rate(rows: int, seconds: float) -> float:
@@ -196,8 +198,10 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
         "treeshap_rows_per_s": round(ours_rate),
         "treeshap_seconds": [round(s, 1) for s in ours_s],
         "cpu_seconds_per_run": {"treeshap": round(ours_cpu, 1), "predict": round(predict_cpu, 1),
-                                "pred_contrib_sample": round(contrib_cpu, 1), "shap_sample": round(shap_cpu, 1)},
-        "rows_per_cpu_second": {"treeshap": round(_rate(rows, ours_cpu)), "predict": round(_rate(rows, predict_cpu)),
+                                "pred_contrib_sample": round(contrib_cpu, 1),
+                                "shap_sample": round(shap_cpu, 1)},
+        "rows_per_cpu_second": {"treeshap": round(_rate(rows, ours_cpu)),
+                                "predict": round(_rate(rows, predict_cpu)),
                            "pred_contrib": round(_rate(len(sample), contrib_cpu)),
                            "shap_tree_explainer": round(_rate(shap_sample, shap_cpu))},
         "distinct_patterns_per_chunk": ratios,

@@ -97,13 +97,13 @@ class Model:
     slot_ratio: np.ndarray  # (S,) float64 r_ld
     table_start: np.ndarray  # (L,) int64 offset of the leaf's table in tables, -1: no table
     table_width: np.ndarray  # (L,) int64 row width of the leaf's table (the tree's widest), 0: none
-    pad_local: np.ndarray  # (L, Wmax) int64 tree-local column of each table column (the tree's width: padding)
+    pad_local: np.ndarray  # (L, Wmax) int64 tree-local column of each table column (padding: tree width)
     part_start: np.ndarray  # (T+1,) range of each tree's parts (runs of at most PART_LEAVES leaves)
     part_mask: np.ndarray  # (Q,) uint64 pattern bits of the splits above the part's leaves
     part_leaf: np.ndarray  # (Q,) int64 node id of each part's first leaf
     part_end: np.ndarray  # (Q,) int64 node id after each part's last leaf
     tree_feat_start: np.ndarray  # (T+1,) range of each tree's used features in tree_feat
-    tree_feat: np.ndarray  # (F,) int64 features split on by each tree; a feature's index here is its local column
+    tree_feat: np.ndarray  # (F,) int64 features each tree splits on; the index here is the local column
     slot_local: np.ndarray  # (S,) int64 tree-local column of each slot's feature
     node_col: np.ndarray  # (N,) int64 column of the split's feature in the code matrix
     lut_start: np.ndarray  # (N,) int64 start of the split's decision per code in node_lut
@@ -233,7 +233,8 @@ def _node_lut(split: dict[str, Any], coder: FeatureCoder) -> np.ndarray:
 
 def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, FeatureCoder],
                 table_slots: int = TABLE_SLOTS,
-                table_budget: int = TABLE_BUDGET_BYTES, part_leaves: int = PART_LEAVES) -> tuple[Model, float]:
+                table_budget: int = TABLE_BUDGET_BYTES,
+                part_leaves: int = PART_LEAVES) -> tuple[Model, float]:
     """Flat arrays of every tree with a split, and the sum of the single-leaf trees' values."""
     constant = 0.0
     cols: dict[str, list[Any]] = {k: [] for k in (
@@ -380,7 +381,8 @@ def parse_model(trees: list[dict[str, Any]], n_features: int, coders: dict[int, 
         part_start=np.array(part_start, dtype=np.int64), part_leaf=np.array(part_leaf, dtype=np.int64),
         part_end=np.array(part_end, dtype=np.int64),
         part_mask=np.array(part_mask, dtype=np.uint64),
-        tree_feat_start=np.array(tree_feat_start, dtype=np.int64), tree_feat=np.array(tree_feat, dtype=np.int64),
+        tree_feat_start=np.array(tree_feat_start, dtype=np.int64),
+        tree_feat=np.array(tree_feat, dtype=np.int64),
         slot_local=np.array(slot_local, dtype=np.int64),
         split_end=np.array(split_end, dtype=np.int64),
         tables=np.empty(int(offsets[-1]), dtype=np.float64),
@@ -449,9 +451,9 @@ def _decisions(r, n0, ns, codes, node_col, lut_start, node_lut, go):
 
 
 @numba.njit(cache=True, nogil=True)
-def _tree_vector(n0, ns, leaf_lo, leaf_hi, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
-                 slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
-                 path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi):
+def _tree_vector(n0, ns, leaf_lo, leaf_hi, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
+                 leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables,
+                 path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi):
     """Add the contributions of the tree's leaves [leaf_lo, leaf_hi) for the decisions ``go`` into ``vec``
     (the tree's local columns)."""
     # Agreement codes in preorder, branch-free: a first split on a feature sets the slot's bit when the
@@ -505,15 +507,16 @@ def _slot(ht_key, ht_gen, stamp, key, shift, mask):
 
 @numba.njit(cache=True, nogil=True)
 def _part_vector(key, lo_leaf, hi_leaf, n0, ns, vec, go, parent, is_left, slot_bit, new_slot, leaf_id,
-                 leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables,
-                 path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi, w):
+                 leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local,
+                 tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree,
+                 before, phi, w):
     """vec[:w + 1] = contributions of the leaves [lo_leaf, hi_leaf) for the decision bits ``key``."""
     for i in range(ns - n0):
         go[i] = ~np.uint64(0) if (key >> np.uint64(i)) & np.uint64(1) else np.uint64(0)
     vec[:w + 1] = 0.0
     _tree_vector(n0, ns, lo_leaf, hi_leaf, go, vec, parent, is_left, slot_bit, new_slot, leaf_id, leaf_value,
-                 leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
-                 path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi)
+                 leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables,
+                 path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before, phi)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -527,7 +530,8 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
     Per tree, a row's whole contribution vector is a function of its split decisions (its *pattern*,
     one bit per split, preorder), and rows share few patterns: each distinct pattern's vector is
     computed once per chunk (hash table on the pattern) and added to every row that has it. A new
-    pattern's vector is the sum over the tree's *parts* (runs of consecutive leaves, ``part_leaf``..``part_end``):
+    pattern's vector is the sum over the tree's *parts* (runs of consecutive leaves, ``part_leaf`` to
+    ``part_end``):
     a part's contributions depend only on the bits of the splits above its leaves (``part_mask``),
     and patterns share those far more often, so each part's vector is memoised too and only a new
     part state reads its leaves' tables. Trees are taken ``group`` at a time: the group's patterns
@@ -605,9 +609,9 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
                     vec[:] = 0.0
                     _decisions(lo + i, n0, ns, codes, node_col, lut_start, node_lut, go)
                     _tree_vector(n0, ns, ns, n1, go, vec, parent, is_left, slot_bit, new_slot, leaf_id,
-                                 leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start, table_width,
-                                 pad_local, tables, path_start, path_node, path_left, path_slot, gl_nodes,
-                                 gl_weights, code, agree, before, phi)
+                                 leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start,
+                                 table_width, pad_local, tables, path_start, path_node, path_left, path_slot,
+                                 gl_nodes, gl_weights, code, agree, before, phi)
                 continue
             for p in range(n_patterns):
                 store[base + p * (w + 1):base + p * (w + 1) + w] = 0.0
@@ -624,9 +628,9 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
                         ht_id[h] = n_states
                         _part_vector(kp, part_leaf[q], part_end[q], n0, ns, part_store[n_states], go, parent,
                                      is_left, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start,
-                                     slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
-                                     path_node, path_left, path_slot, gl_nodes, gl_weights, code, agree, before,
-                                     phi, w)
+                                     slot_local, slot_ratio, table_start, table_width, pad_local, tables,
+                                     path_start, path_node, path_left, path_slot, gl_nodes, gl_weights, code,
+                                     agree, before, phi, w)
                         n_states += 1
                     part = part_store[ht_id[h]]
                     at = base + p * (w + 1)
@@ -644,11 +648,11 @@ def _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start,
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, part_start, part_mask, part_leaf,
-                   part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, node_bit,
-                   slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
-                   slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
-                   path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
+def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, part_start, part_mask,
+                   part_leaf, part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start,
+                   node_lut, node_bit, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start,
+                   slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start, path_node,
+                   path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
     """Rows of ``codes`` into out[offset:offset + len(codes)], in ``n_chunks`` parallel chunks."""
     n = codes.shape[0]
     step = (n + n_chunks - 1) // n_chunks
@@ -657,10 +661,10 @@ def _contributions(codes, out, offset, n_chunks, group, tree_start, split_end, p
         hi = min(n, lo + step)
         if lo < hi:
             _chunk(lo, hi, offset, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
-                   part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, node_bit,
-                   slot_bit, new_slot, leaf_id, leaf_value, leaf_m,
-                   slot_start, slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start,
-                   path_node, path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width)
+                   part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut,
+                   node_bit, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start, slot_local,
+                   slot_ratio, table_start, table_width, pad_local, tables, path_start, path_node, path_left,
+                   path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -750,10 +754,10 @@ class TreeShap:
                 _contributions(codes, out, start, chunks, GROUP_TREES, md.tree_start, md.split_end,
                                md.part_start, md.part_mask, md.part_leaf, md.part_end, md.tree_feat_start,
                                md.tree_feat, md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut,
-                               md.node_bit, md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m, md.slot_start,
-                               md.slot_local, md.slot_ratio, md.table_start, md.table_width, md.pad_local,
-                               md.tables, md.path_start, md.path_node, md.path_left, md.path_slot, md.gl_nodes,
-                               md.gl_weights, md.max_nodes, md.max_m, md.max_width)
+                               md.node_bit, md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m,
+                               md.slot_start, md.slot_local, md.slot_ratio, md.table_start, md.table_width,
+                               md.pad_local, md.tables, md.path_start, md.path_node, md.path_left,
+                               md.path_slot, md.gl_nodes, md.gl_weights, md.max_nodes, md.max_m, md.max_width)
         out[:, -1] = self.base_value
         return out
 

@@ -219,7 +219,7 @@ def test_threads_give_identical_values() -> None:
     one = TreeShap(booster, n_threads=1).contributions(Z)
     two = TreeShap(booster, n_threads=2).contributions(Z)
     assert np.array_equal(one, two)
-    other_chunks = TreeShap(booster, n_threads=2, batch_rows=777).contributions(Z)  # patterns found in other chunks
+    other_chunks = TreeShap(booster, n_threads=2, batch_rows=777).contributions(Z)  # other chunks
     assert np.array_equal(one, other_chunks)
 
 
@@ -227,7 +227,8 @@ def test_import_compiles_nothing() -> None:
     """Importing the module only defines the kernels; they compile on first use."""
     code = ("import models.treeshap as t; "
             "print(sum(len(f.signatures) "
-            "for f in (t._fill_tables, t._contributions, t._raw_score, t._chunk, t._tree_vector, t._part_vector)))")
+            "for f in (t._fill_tables, t._contributions, t._raw_score, t._chunk, t._tree_vector, "
+            "t._part_vector)))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0"
 
