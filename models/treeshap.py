@@ -64,7 +64,7 @@ import numpy as np
 
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float, compared as double)
 BATCH_ROWS = 262_144  # rows per batch, split into one chunk per thread: larger chunks share more patterns
-PART_LEAVES = 8  # leaves per memoised part of a tree (see ``_chunk``)
+PART_LEAVES = 4  # leaves per memoised part of a tree (see ``_chunk``)
 GROUP_TREES = 4  # trees whose patterns are found together before their vectors are added to the rows
 TABLE_SLOTS = 12  # leaves with at most this many distinct path features get a precomputed table
 TABLE_BUDGET_BYTES = 512 * 2**20  # lower the table limit per model until the tables fit this
