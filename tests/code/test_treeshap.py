@@ -219,12 +219,45 @@ def test_threads_give_identical_values() -> None:
     one = TreeShap(booster, n_threads=1).contributions(Z)
     two = TreeShap(booster, n_threads=2).contributions(Z)
     assert np.array_equal(one, two)
+    other_chunks = TreeShap(booster, n_threads=2, batch_rows=777).contributions(Z)  # other chunks
+    assert np.array_equal(one, other_chunks)
 
 
 def test_import_compiles_nothing() -> None:
     """Importing the module only defines the kernels; they compile on first use."""
     code = ("import models.treeshap as t; "
             "print(sum(len(f.signatures) "
-            "for f in (t._fill_tables, t._contributions, t._raw_score, t._rows_block)))")
+            "for f in (t._fill_tables, t._contributions, t._raw_score, t._chunk, t._tree_vector, "
+            "t._part_vector)))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize(("part_leaves", "group"), [(1, 1), (3, 4), (64, 7)])
+def test_parts_and_tree_groups_do_not_change_values(part_leaves: int, group: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memoised parts of any size and any number of trees per group give the same contributions."""
+    X, y, cat = _data(3000, seed=61)
+    booster = _train(X, y, cat, num_leaves=31, rounds=15)
+    Z = _score_data(X, seed=11)
+    want = booster.predict(Z, pred_contrib=True, num_threads=1)
+    default = TreeShap(booster, n_threads=1).contributions(Z)
+    monkeypatch.setattr("models.treeshap.GROUP_TREES", group)
+    ts = TreeShap(booster, n_threads=2, batch_rows=1000, part_leaves=part_leaves)
+    assert np.diff(ts.model.part_start).max() == -(-31 // part_leaves)  # 31-leaf trees cut as asked
+    got = ts.contributions(Z)
+    assert np.abs(got - want).max() <= TOL
+    assert np.abs(got - default).max() <= 1e-12
+
+
+def test_repeated_rows_share_patterns_exactly() -> None:
+    """Lead-like bases repeat rows (all zeros, a few counts): each copy gets the same exact values."""
+    X, y, cat = _data(2000, seed=71, distinct=3)
+    booster = _train(X, y, cat, num_leaves=31, rounds=20)
+    source = np.random.default_rng(3).integers(0, 50, 5000)  # 50 distinct rows, ~100 copies each
+    Z = _score_data(X, seed=12)[source]
+    got = TreeShap(booster, n_threads=2, batch_rows=1500).contributions(Z)
+    assert np.abs(got - booster.predict(Z, pred_contrib=True, num_threads=1)).max() <= TOL
+    for k in np.unique(source):
+        copies = got[source == k]
+        assert (copies == copies[0]).all()
