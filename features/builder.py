@@ -11,14 +11,9 @@ snapshot of its lead (hundreds of millions of rows). Instead:
 3. events are aggregated per (lead, boundary): per-atom counts packed into a few HUGEINT words
    (``_Layout``), and per recency filter the latest event time;
 4. running sums per lead give ``C(b)``, the events with ``ts < b``, at every boundary, so a window
-   count is ``C(c) - C(c - w)``, read by equality joins on ``(lead, c - w)`` (cheaper than one
-   RANGE-framed window aggregate per word and window);
-5. recency: interval maxima are folded onto the cutoff they precede (an ASOF join) and a running
-   maximum over each lead's cutoffs gives the latest event of each kind before each cutoff;
-6. distinct-day and distinct-value features read only the product-usage subset, joined to the
-   spine directly;
-7. one narrow row per snapshot is stored in spine order, and the features are a projection of it,
-   so the wide result is never sorted.
+   count is ``C(c) - C(c - w)``; the running last-non-null interval maximum gives recency;
+5. distinct-day and distinct-value features read only the product-usage subset, joined to the
+   spine directly.
 
 This is exact for arbitrary cutoffs (training grid, scoring time, random property-test spines).
 All times are integer microseconds since the epoch (UTC), so no time zone or DST rule can move a
@@ -287,12 +282,7 @@ def _usage_sql(catalog: Catalog, atoms: list[_Atom]) -> str | None:
 
 
 def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
-    """The build as SQL statements over temp tables ``spine`` and ``ev``; the last one selects the result.
-
-    The second-to-last statement materialises ``base``, one narrow row per snapshot in spine
-    order, and the last one is a pure projection of it, so the output keeps that order without
-    sorting the wide result (the connection preserves insertion order for those two).
-    """
+    """The build as SQL statements over temp tables ``spine`` and ``ev``; the last one selects the result."""
     atoms = list(layout.atoms)
     filters = _filters(catalog)
     offsets = _offsets(catalog)
@@ -302,63 +292,56 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
     sums = [f"sum({layout.pack(j)}) AS w{j}" for j in range(layout.words)]
     maxes = [f"max(CASE WHEN {_k_in(_atom_ids(filters[k], atoms), len(atoms))} THEN e.t END) AS {_q('m_' + k)}"
              for k in recency]
-    win = f"OVER (PARTITION BY bd.{LEAD_ID} ORDER BY bd.b ROWS UNBOUNDED PRECEDING)"
+    part = f"PARTITION BY bd.{LEAD_ID} ORDER BY bd.b"
+    win = f"OVER ({part} ROWS UNBOUNDED PRECEDING)"
+    running = [f"COALESCE(sum(a.{w}) {win}, 0) AS {w}" for w in words]
+    # events in [c - o, c) are those assigned to a boundary in (c - o, c]: a RANGE frame on b
+    running += [
+        f"COALESCE(sum(a.{w}) OVER ({part} RANGE BETWEEN {o * DAY_US - 1} PRECEDING AND CURRENT ROW), 0) "
+        f"AS {w}_{o}"
+        for o in offsets for w in words
+    ]
+    # intervals are disjoint and in time order, so the running max is the last non-null interval max
+    running += [f"last_value(a.{_q('m_' + k)} IGNORE NULLS) {win} AS {_q('m_' + k)}" for k in recency]
     steps = [
         # boundaries: every cutoff and window start of every snapshot, once per lead
-        f"CREATE OR REPLACE TEMP TABLE bounds AS SELECT DISTINCT {LEAD_ID}, c - o AS b "
-        f"FROM spine, (VALUES {offs}) v(o)",
+        f"CREATE OR REPLACE TEMP TABLE bounds AS SELECT {LEAD_ID}, c - o AS b, bool_or(o = 0) AS is_cutoff "
+        f"FROM spine, (VALUES {offs}) v(o) GROUP BY ALL",
         # each event goes to the first boundary after it: C(b) = events before b = running sum up to b
         f"CREATE OR REPLACE TEMP TABLE agg AS SELECT e.{LEAD_ID}, bd.b, {', '.join(sums + maxes)} "
         f"FROM ev e ASOF JOIN bounds bd ON e.{LEAD_ID} = bd.{LEAD_ID} AND e.t < bd.b GROUP BY e.{LEAD_ID}, bd.b",
-        # running packed counts at every boundary; a window count is C(c) - C(c - w), found by equality joins
-        f"CREATE OR REPLACE TEMP TABLE cum AS SELECT bd.{LEAD_ID}, bd.b, "
-        + ", ".join(f"COALESCE(sum(a.{w}) {win}, 0) AS {w}" for w in words)
-        + f" FROM bounds bd LEFT JOIN agg a ON a.{LEAD_ID} = bd.{LEAD_ID} AND a.b = bd.b",
+        # running and windowed sums at every boundary, kept at the cutoffs only
+        f"CREATE OR REPLACE TEMP TABLE cum AS SELECT * EXCLUDE (is_cutoff) FROM ("
+        f"SELECT bd.{LEAD_ID}, bd.b, bd.is_cutoff, {', '.join(running)} "
+        f"FROM bounds bd LEFT JOIN agg a ON a.{LEAD_ID} = bd.{LEAD_ID} AND a.b = bd.b) WHERE is_cutoff",
     ]
-    if recency:
-        m_cols = [_q("m_" + k) for k in recency]
-        # interval maxima folded onto the cutoff they precede, then a running max over a lead's cutoffs
-        steps += [
-            f"CREATE OR REPLACE TEMP TABLE cuts AS SELECT DISTINCT {LEAD_ID}, c AS b FROM spine",
-            f"CREATE OR REPLACE TEMP TABLE rec AS SELECT bd.{LEAD_ID}, bd.b, "
-            + ", ".join(f"max(a.{m}) AS {m}" for m in m_cols)
-            + f" FROM agg a ASOF JOIN cuts bd ON a.{LEAD_ID} = bd.{LEAD_ID} AND a.b <= bd.b GROUP BY ALL",
-            f"CREATE OR REPLACE TEMP TABLE last_seen AS SELECT bd.{LEAD_ID}, bd.b, "
-            + ", ".join(f"max(r.{m}) {win} AS {m}" for m in m_cols)
-            + f" FROM cuts bd LEFT JOIN rec r ON r.{LEAD_ID} = bd.{LEAD_ID} AND r.b = bd.b",
-        ]
     usage = _usage_sql(catalog, atoms)
     if usage:
         steps.append(f"CREATE OR REPLACE TEMP TABLE usage AS {usage}")
     key = [f"s.{LEAD_ID}", f"s.{CUTOFF}"] + ([f"s.{LABEL}"] if has_label else [])
-    base = [*key, "s._sid", "s.c", *[f"c0.{w}" for w in words]]
-    base += [f"c0.{w} - c{o}.{w} AS {w}_{o}" for o in offsets for w in words]
-    # every looked-up boundary exists, so these LEFT joins match exactly one row each; LEFT keeps the
-    # optimiser from joining two of them on lead_id alone (a per-lead cross product) before the spine
-    joins = [f"LEFT JOIN cum c0 ON c0.{LEAD_ID} = s.{LEAD_ID} AND c0.b = s.c"]
-    joins += [f"LEFT JOIN cum c{o} ON c{o}.{LEAD_ID} = s.{LEAD_ID} AND c{o}.b = s.c - {o * DAY_US}" for o in offsets]
-    if recency:
-        joins.append(f"LEFT JOIN last_seen r ON r.{LEAD_ID} = s.{LEAD_ID} AND r.b = s.c")
-        base += [f"r.{_q('m_' + k)}" for k in recency]
-    if usage:
-        joins.append("LEFT JOIN usage u ON u._sid = s._sid")
-        base += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
-    lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
-    joins.append(f"LEFT JOIN leads l ON l.{LEAD_ID} = s.{LEAD_ID}")
-    base += [f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols]
-    steps.append(f"CREATE OR REPLACE TEMP TABLE base AS SELECT {', '.join(base)} FROM spine s {' '.join(joins)} "
-                 "ORDER BY s._sid")
-    unpacked = [layout.unpack(i, f"w{i // layout.per_word}") + f" AS a{i}_all" for i in range(len(atoms))]
+    inner = [*key, "s._sid", "s.c"]
+    inner += [layout.unpack(i, f"c0.w{i // layout.per_word}") + f" AS a{i}_all" for i in range(len(atoms))]
     for o in offsets:
-        unpacked += [layout.unpack(i, f"w{i // layout.per_word}_{o}") + f" AS a{i}_{o}" for i in range(len(atoms))]
+        inner += [
+            layout.unpack(i, f"c0.w{i // layout.per_word}_{o}") + f" AS a{i}_{o}"
+            for i in range(len(atoms))
+        ]
+    inner += [f"c0.{_q('m_' + k)}" for k in recency]
     totals = [
         "(" + " + ".join(f"a{i}_{w}" for i in range(len(atoms))) + f") AS tot_{w}" for w in ["all", *offsets]
     ]
+    joins = [f"JOIN cum c0 ON c0.{LEAD_ID} = s.{LEAD_ID} AND c0.b = s.c"]
+    if usage:
+        joins.append("LEFT JOIN usage u ON u._sid = s._sid")
+        inner += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
+    lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
+    joins.append(f"LEFT JOIN leads l ON l.{LEAD_ID} = s.{LEAD_ID}")
+    inner += [f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols]
     outer = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else [])
     outer += [f"{_feature_expr(f, filters, atoms)} AS {_q(f.name)}" for f in catalog]
     steps.append(
         f"SELECT {', '.join(outer)} FROM (SELECT *, {', '.join(totals)} FROM "
-        f"(SELECT *, {', '.join(unpacked)} FROM base))"
+        f"(SELECT {', '.join(inner)} FROM spine s {' '.join(joins)})) ORDER BY _sid"
     )
     return steps
 
@@ -450,11 +433,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
 def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, has_label: bool) -> tuple[str, int]:
     """Execute the build up to the final SELECT, which is returned with the number of boundaries."""
     steps = _plan(catalog, layout, has_label)
-    for sql in steps[:-2]:
+    for sql in steps[:-1]:
         con.execute(sql)
-    # ``base`` is stored in spine order and the final SELECT only projects it: keep that order
-    con.execute("SET preserve_insertion_order = true")
-    con.execute(steps[-2])
     boundaries = int(con.execute("SELECT count(*) FROM bounds").fetchall()[0][0])
     return steps[-1], boundaries
 
