@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.measure import cpu_seconds, load_average
 from features.builder import FeaturesParams, build_snapshots
 from features.catalog import Catalog, Kind, build_catalog, category_text, discover_attributes
 from features.contract import CUTOFF, LABEL, LEAD_ID, TS
@@ -146,15 +148,42 @@ class PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], int, Any]:
-    seconds, peak, result = [], 0, None
+@dataclass
+class Timed:
+    """Every run's wall seconds, CPU seconds (user + system, DuckDB's threads included) and the
+    1-minute load average before and after it; the peak RSS over all runs; the last result."""
+
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    load: list[tuple[float, float]] = field(default_factory=list)
+    peak: int = 0
+    result: Any = None
+
+    def figures(self, prefix: str = "") -> dict[str, Any]:
+        return {
+            f"{prefix}median_seconds": round(statistics.median(self.seconds), 2),
+            f"{prefix}runs_seconds": [round(s, 2) for s in self.seconds],
+            f"{prefix}median_cpu_seconds": round(statistics.median(self.cpu), 1),
+            f"{prefix}runs_cpu_seconds": [round(c, 1) for c in self.cpu],
+            f"{prefix}load_average_before_after": self.load,
+            f"{prefix}peak_rss_gb": round(self.peak / 1e9, 2),
+        }
+
+
+def _timed(fn: Callable[[], Any], repeats: int, label: str) -> Timed:
+    out = Timed()
     for _ in range(repeats):
+        load0 = load_average()
         with PeakRSS() as rss:
-            start = time.perf_counter()
-            result = fn()
-            seconds.append(time.perf_counter() - start)
-        peak = max(peak, rss.peak)
-    return seconds, peak, result
+            cpu0, start = cpu_seconds(), time.perf_counter()
+            out.result = fn()
+            out.seconds.append(time.perf_counter() - start)
+            out.cpu.append(cpu_seconds() - cpu0)
+        out.load.append((load0, load_average()))
+        out.peak = max(out.peak, rss.peak)
+        print(f"[features] {label} run {len(out.seconds)}: {out.seconds[-1]:.1f} s wall, {out.cpu[-1]:.1f} CPU-s, "
+              f"peak {rss.peak / 1e9:.2f} GB, load {out.load[-1][0]} -> {out.load[-1][1]}", flush=True)
+    return out
 
 
 
@@ -181,12 +210,8 @@ def run(sim_dir: Path, repeats: int, keep_snapshots: Path | None = None) -> dict
                                    memory_limit=params.memory_limit, temp_dir=str(Path(tmp) / "duckdb"))
 
         if os.environ.get("LEADLIFT_BENCH_SKIP_FULL") != "1":
-            seconds, peak, stats = _timed(full, repeats)
-            figures["full"] = {
-                "median_seconds": round(statistics.median(seconds), 2),
-                "runs_seconds": [round(s, 2) for s in seconds], "peak_rss_gb": round(peak / 1e9, 2),
-                "build": stats.to_dict(),
-            }
+            timed = _timed(full, repeats, "full")
+            figures["full"] = {**timed.figures(), "build": timed.result.to_dict()}
             print(f"[features] full: {figures['full']}", flush=True)
             if keep_snapshots is not None:
                 shutil.copy(out, keep_snapshots)
@@ -222,15 +247,15 @@ def _sample_vs_pandas(leads: pd.DataFrame, glob: str, spine: pd.DataFrame, catal
 
     events_df = events.to_pandas()
     del events
-    d_sec, d_peak, built = _timed(duck, repeats)
-    p_sec, p_peak, ref = _timed(lambda: reference_features(sub_leads, events_df, sub_spine, catalog),
-                                max(1, min(repeats, 2)))
-    d_med, p_med = statistics.median(d_sec), statistics.median(p_sec)
+    duck_t = _timed(duck, repeats, "sample duckdb")
+    pandas_t = _timed(lambda: reference_features(sub_leads, events_df, sub_spine, catalog),
+                      max(1, min(repeats, 2)), "sample pandas")
+    d_med, p_med = statistics.median(duck_t.seconds), statistics.median(pandas_t.seconds)
     return {
         "leads": len(sub_leads), "events": len(events_df), "snapshots": len(sub_spine),
-        "duckdb_median_seconds": round(d_med, 2), "pandas_median_seconds": round(p_med, 2),
-        "speedup_vs_pandas": round(p_med / d_med, 1), "duckdb_peak_rss_gb": round(d_peak / 1e9, 2),
-        "pandas_peak_rss_gb": round(p_peak / 1e9, 2), "check": compare(built, ref, catalog),
+        **duck_t.figures("duckdb_"), **pandas_t.figures("pandas_"),
+        "speedup_vs_pandas": round(p_med / d_med, 1),
+        "check": compare(duck_t.result, pandas_t.result, catalog),
     }
 
 

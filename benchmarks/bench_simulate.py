@@ -92,11 +92,14 @@ def run(out_dir: Path, leads: int, workers: int = 2, chunk_leads: int = 50_000, 
     with tempfile.TemporaryDirectory() as tmp:
         params = _params_file(Path(tmp), leads, workers, chunk_leads)
         for _ in range(repeats):
+            load0 = round(psutil.getloadavg()[0], 2)
             with PeakMemory() as mem:
                 cpu0, t0 = _cpu_seconds(), time.perf_counter()
                 stage.main(params, out_dir / "leads.parquet", out_dir / "events", out_dir / "truth")
                 seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-            runs.append((seconds, mem.peak_total, mem.peak_single, cpu))
+            runs.append((seconds, mem.peak_total, mem.peak_single, cpu, load0, round(psutil.getloadavg()[0], 2)))
+            print(f"[simulate] run {len(runs)}: {seconds:.1f} s wall, {cpu:.1f} CPU-s, "
+                  f"load {load0} -> {runs[-1][5]}", flush=True)
     events = sum(pq.ParquetFile(p).metadata.num_rows for p in (out_dir / "events").glob("part-*.parquet"))
     size = sum(p.stat().st_size for p in out_dir.rglob("*.parquet"))
     median = statistics.median(r[0] for r in runs)
@@ -109,7 +112,8 @@ def run(out_dir: Path, leads: int, workers: int = 2, chunk_leads: int = 50_000, 
         "seconds": round(median, 2),
         "seconds_all_runs": [round(r[0], 2) for r in runs],
         "cpu_seconds": round(statistics.median(r[3] for r in runs), 1),
-        "load_average_1min_after": round(psutil.getloadavg()[0], 2),
+        "cpu_seconds_all_runs": [round(r[3], 1) for r in runs],
+        "load_average_1min_before_after": [(r[4], r[5]) for r in runs],
         "events_per_second": round(events / median),
         "peak_rss_total_mb": round(max(r[1] for r in runs) / 2**20),
         "peak_rss_one_process_mb": round(max(r[2] for r in runs) / 2**20),

@@ -78,3 +78,28 @@ def repeat(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads, DuckDB's included) and of its
+    reaped child processes (e.g. finished pool workers)."""
+    t = psutil.Process().cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average: other jobs on a shared machine slow the wall clock."""
+    return round(psutil.getloadavg()[0], 2)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of benchmark figures (one dict per row, the same keys in every row)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    cells = [[str(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    line = "  ".join(k.ljust(w) for k, w in zip(keys, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(out)

@@ -39,6 +39,7 @@ exact probability of the label given the hidden state at a snapshot's cutoff.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 from collections import deque
 from collections.abc import Iterator
@@ -112,7 +113,8 @@ class Chunk:
     leads: pd.DataFrame
     """The leads table (contract columns, then fit attributes)."""
     events: pa.Table
-    """Events in ``features.validate.events_arrow_schema(True)``, sorted by (lead_id, ts)."""
+    """Events in ``features.validate.events_arrow_schema(True)``, sorted by (lead_id, ts); text columns
+    dictionary-encoded when simulated with ``encoded=True``."""
     truth: pd.DataFrame
     """Hidden per-lead truth: ``lead_id, persona, fit, outbound, authority, trial_engaged``."""
     states: pa.Table
@@ -397,28 +399,30 @@ def n_chunks(params: SimulateParams) -> int:
     return -(-params.leads // params.chunk_leads)
 
 
-def simulate_chunks(params: SimulateParams) -> Iterator[Chunk]:
+def simulate_chunks(params: SimulateParams, *, encoded: bool = False) -> Iterator[Chunk]:
     """The lead base as chunks of ``chunk_leads`` leads, in chunk order.
 
     With ``workers > 1`` chunks are computed in that many processes, at most ``workers + 1``
     ahead of the consumer (bounded memory). Each chunk depends only on ``(params, index)``.
     Workers are *spawned* (no fork of a process that may hold library threads), so a script
     calling this with ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
+    ``encoded``: see ``simulate_chunk`` (a chunk then crosses the process boundary as small
+    integer codes instead of millions of strings).
     """
     total = n_chunks(params)
     workers = min(params.workers, total)
     if workers <= 1:
         for i in range(total):
-            yield simulate_chunk(params, i)
+            yield simulate_chunk(params, i, encoded=encoded)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_keep_freed_memory) as pool:
         pending: deque[Future[Chunk]] = deque()
         submitted = 0
         try:
             while submitted < total or pending:
                 while submitted < total and len(pending) < workers + 1:
-                    pending.append(pool.submit(simulate_chunk, params, submitted))
+                    pending.append(pool.submit(simulate_chunk, params, submitted, encoded=encoded))
                     submitted += 1
                 yield pending.popleft().result()
         finally:
@@ -426,8 +430,36 @@ def simulate_chunks(params: SimulateParams) -> Iterator[Chunk]:
                 future.cancel()
 
 
-def simulate_chunk(params: SimulateParams, index: int) -> Chunk:
-    """Chunk ``index`` of the lead base, from ``np.random.default_rng([seed, index])``."""
+def _keep_freed_memory() -> None:
+    """Worker start-up (glibc only): serve large arrays from the heap and keep freed memory.
+
+    A chunk allocates and frees many arrays of millions of elements; by default each is a fresh
+    ``mmap``, so the kernel zeroes its pages again every time (half the chunk's CPU went to
+    system time). A worker process lives only for one ``simulate_chunks`` call.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-4, 0)  # M_MMAP_MAX: no mmap-backed allocations
+    libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD: return heap memory to the OS only above 1 GiB free
+
+
+def decode_events(events: pa.Table) -> pa.Table:
+    """Events with dictionary-encoded text columns (``simulate_chunk(encoded=True)``) as plain strings."""
+    return pa.table({
+        name: col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+        for name, col in zip(events.column_names, events.columns)
+    })
+
+
+def simulate_chunk(params: SimulateParams, index: int, *, encoded: bool = False) -> Chunk:
+    """Chunk ``index`` of the lead base, from ``np.random.default_rng([seed, index])``.
+
+    ``encoded=True`` keeps the events' text columns dictionary-encoded (``int8`` codes; the
+    same values, ``decode_events`` gives the plain table): cheap to pickle, and written to
+    Parquet as is (store no Arrow schema and it reads back as plain strings).
+    """
     first = index * params.chunk_leads
     n = min(params.chunk_leads, params.leads - first)
     if n <= 0:
@@ -436,7 +468,10 @@ def simulate_chunk(params: SimulateParams, index: int) -> Chunk:
     start, days = period(params)
     world = _draw_leads(rng, n, days, start, params)
     run = _run_days(rng, world, days, start, params)
-    return _assemble(rng, world, run, first, days, start, params)
+    chunk = _assemble(rng, world, run, first, days, start, params)
+    if encoded:
+        return chunk
+    return Chunk(leads=chunk.leads, events=decode_events(chunk.events), truth=chunk.truth, states=chunk.states)
 
 
 def daily_outcome_probabilities(
@@ -923,9 +958,9 @@ def _first_crossing(lead: np.ndarray, day: np.ndarray, points: np.ndarray, mql_d
 
 
 def _dictionary(codes: np.ndarray, vocabulary: tuple[str, ...]) -> pa.Array:
-    """Strings from integer codes (-1 = null) without a Python loop over rows."""
-    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(vocabulary, pa.string())).dictionary_decode()
+    """A dictionary-encoded text column from integer codes (-1 = null), without a loop over rows."""
+    indices = pa.array(codes.astype(np.int8), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(vocabulary, pa.string()))
 
 
 def _utc(us: np.ndarray) -> pd.Series:

@@ -29,8 +29,10 @@ def main(params_path: Path, leads_out: Path, events_out: Path, truth_out: Path) 
         tmp_events.mkdir(parents=True)
         with progress() as bar:
             task = bar.add_task("simulating lead base", total=n_chunks)
-            for i, chunk in enumerate(simulate_chunks(sim)):
-                pq.write_table(chunk.events, tmp_events / f"part-{i:05d}.parquet", compression="zstd")
+            for i, chunk in enumerate(simulate_chunks(sim, encoded=True)):
+                # dictionary-encoded text, no Arrow schema stored: the file reads back as plain strings
+                pq.write_table(chunk.events, tmp_events / f"part-{i:05d}.parquet", compression="zstd",
+                               store_schema=False)
                 n_events += chunk.events.num_rows
                 if chunk.events.num_rows:
                     chunk_max = pc.max(chunk.events["ts"]).as_py()

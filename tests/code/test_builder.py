@@ -204,3 +204,30 @@ def test_params_spine_and_defaults():
     assert p.windows == [7, 30, 90] and p.spine().step_days == 14
     with pytest.raises(Exception):
         FeaturesParams(unknown=1)
+
+
+def test_rows_keep_the_spine_order_at_scale(catalog):
+    """Several row groups and two threads: rows still come out in spine order, with the same values."""
+    rng = np.random.default_rng(3)
+    n_leads, per_lead = 1_000, 150
+    leads = pd.DataFrame({
+        "lead_id": np.arange(n_leads, dtype="int64"),
+        "created_at": pd.Timestamp("2023-06-01", tz="UTC"),
+        "mql_at": pd.Timestamp("2023-07-01", tz="UTC"),
+        "sql_at": pd.Series(pd.NaT, index=range(n_leads), dtype="datetime64[us, UTC]"),
+        "industry": "software", "employees": 10.0, "crm_compatible": True,
+    })
+    ev = pd.DataFrame({
+        "lead_id": rng.integers(0, n_leads, 20_000).astype("int64"),
+        "ts": pd.Timestamp("2023-07-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 300 * 86_400, 20_000), unit="s"),
+        "event_type": rng.choice(["page_view", "email_open", "demo_request"], 20_000),
+    }).astype({"ts": "datetime64[us, UTC]"})
+    cut = pd.Timestamp("2023-07-02", tz="UTC") + pd.to_timedelta(np.arange(per_lead) * 2, unit="D")
+    spine = pd.DataFrame({"lead_id": np.repeat(leads["lead_id"].to_numpy(), per_lead),
+                          "cutoff": np.tile(cut.to_numpy(), n_leads)}).astype({"cutoff": "datetime64[us, UTC]"})
+    spine = spine.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    out = build_features(leads, ev, spine, catalog, threads=2)
+    pd.testing.assert_frame_equal(out[["lead_id", "cutoff"]], spine)
+    ordered = build_features(leads, ev, spine.sort_values(["lead_id", "cutoff"]), catalog, threads=2)
+    again = ordered.set_index(["lead_id", "cutoff"]).loc[pd.MultiIndex.from_frame(spine)].reset_index()
+    pd.testing.assert_frame_equal(again, out)
