@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -75,8 +75,6 @@ class TrainResult:
     calibration: CalibrationChoice
     best_f1_threshold: float
     """The calibrated probability with the best F1 on the calibration part (the ``best_f1`` policy's)."""
-    thresholds: dict[str, float]
-    """Per model, the probability at and above which the test evaluation flags a row under the policy."""
     trials: list[Trial]
     best_trial: Trial
     metrics: dict[str, Any]
@@ -189,7 +187,6 @@ def train_all(
         scorer=scorer,
         calibration=choice,
         best_f1_threshold=best_f1,
-        thresholds=evaluation.thresholds,
         trials=trials,
         best_trial=best,
         metrics=metrics,
