@@ -4,14 +4,16 @@
 2. build point-in-time snapshots from those events with the DuckDB builder, and compare it with a
    straightforward pandas implementation of the same features on a ~10M-event sample;
 3. train + calibrate + evaluate on about 1M of those snapshots;
-4. exact SHAP contributions for 1M lead-shaped rows: leadlift's TreeSHAP vs LightGBM and shap.
+4. the exported scorer end to end (probability, flag, tier, exact reasons as sentences) on 1M of
+   those leads, with a 300-tree model, beside plain predict, pred_contrib and shap in the same run;
+5. exact SHAP contributions for 1M lead-shaped rows: leadlift's TreeSHAP vs LightGBM and shap.
 Figures are printed (medians of repeated runs, ratios, CPU seconds and the load average beside
 wall seconds, since the machine may be shared) and end with a summary table of the foundation's
 targets; nothing here is a pass/fail test.
 
 Environment: ``LEADLIFT_BENCH_LEADS`` (default 1000000; 100000 for a quick look),
 ``LEADLIFT_BENCH_REPEATS`` (default 3; the simulation runs ``LEADLIFT_BENCH_SIM_REPEATS``, default 2,
-times), ``LEADLIFT_BENCH_ONLY`` (comma-separated subset of ``simulate,features,train,shap``).
+times), ``LEADLIFT_BENCH_ONLY`` (comma-separated subset of ``simulate,features,train,score,shap``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_features, bench_shap, bench_simulate, bench_train
+from benchmarks import bench_features, bench_score, bench_shap, bench_simulate, bench_train
 from benchmarks.measure import summary_table
+from features.builder import FeaturesParams
+from pipelines.config import load_section
 
 OUT = Path(__file__).resolve().parent / "out"
 CORES = 2
@@ -65,6 +69,13 @@ def summary(figures: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"figure": "pandas / DuckDB (same run)", "target": ">= 10x",
                      "median wall s": f"{s['speedup_vs_pandas']:.1f}x",
                      "median CPU-s": f"{s['pandas_median_cpu_seconds'] / s['duckdb_median_cpu_seconds']:.1f}x"})
+    score = figures.get("score")
+    if score:
+        rows.append({"figure": f"score {score['rows']:,} leads, {score['trees']} trees, exact reasons", "target": ">= 20k rows/s",
+                     "median wall s": f"{score['rows'] / score['score_rows_per_s']:.1f}",
+                     "median CPU-s": f"{sorted(score['score_cpu_seconds'])[len(score['score_cpu_seconds']) // 2]:.1f}",
+                     "peak GB": f"{score['peak_memory_gib']:.2f}", "load avg (1 min)": score["load_average_start"][0],
+                     "check": f"{score['score_rows_per_s']:,} rows/s; {score['ratio_vs_shap_tree_explainer']}x shap"})
     return rows
 
 
@@ -72,7 +83,7 @@ def main() -> None:
     leads = int(os.environ.get("LEADLIFT_BENCH_LEADS", "1000000"))
     repeats = int(os.environ.get("LEADLIFT_BENCH_REPEATS", "3"))
     sim_repeats = int(os.environ.get("LEADLIFT_BENCH_SIM_REPEATS", "2"))
-    only = set(filter(None, os.environ.get("LEADLIFT_BENCH_ONLY", "simulate,features,train,shap").split(",")))
+    only = set(filter(None, os.environ.get("LEADLIFT_BENCH_ONLY", "simulate,features,train,score,shap").split(",")))
     sim_dir = OUT / f"sim-{leads}"
     figures: dict[str, Any] = {}
     if "simulate" in only:
@@ -84,6 +95,11 @@ def main() -> None:
     if "train" in only and snapshots.exists():
         figures["train"] = bench_train.run(snapshots, rows=1_000_000, oracle_path=sim_dir / "truth" / "oracle.parquet")
         print(f"[train] {figures['train']}", flush=True)
+    if "score" in only and snapshots.exists():
+        windows = load_section(Path(__file__).resolve().parents[1] / "params.yaml", "features", FeaturesParams).windows
+        figures["score"] = bench_score.run(snapshots, sim_dir / "leads.parquet", windows, rows=min(leads, 1_000_000),
+                                           repeats=repeats)
+        print(f"[score] {figures['score']}", flush=True)
     if "shap" in only:
         figures["shap"] = bench_shap.run(rows=min(leads, 1_000_000), repeats=repeats)
     figures["summary"] = summary(figures)

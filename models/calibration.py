@@ -101,3 +101,22 @@ def calibrate(
     model = CalibratedClassifierCV(FrozenEstimator(scorer), method=choice.method, ensemble=False)
     model.fit(calibration, y)
     return model, choice
+
+
+def probability_from_raw(calibrated: CalibratedClassifierCV, raw: np.ndarray) -> np.ndarray:
+    """``calibrated.predict_proba(X)[:, 1]`` from the booster's raw scores of ``X`` (log-odds).
+
+    The calibration maps read only the frozen scorer's ``decision_function``, its raw score; the
+    scorer already has it as the sum of the TreeSHAP contributions, so applying the maps to it
+    saves a second pass of every row through every tree. Same averaging and clipping as
+    scikit-learn's ``predict_proba`` for a binary problem.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    p = np.zeros(len(raw))
+    for member in calibrated.calibrated_classifiers_:
+        if member.method not in ("sigmoid", "isotonic") or len(member.calibrators) != 1:
+            raise ValueError(f"probability_from_raw supports binary sigmoid or isotonic maps, not {member.method}")
+        p += member.calibrators[0].predict(raw)
+    p /= len(calibrated.calibrated_classifiers_)
+    p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
+    return p

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -85,60 +86,66 @@ class ReasonBook:
 
         ``contributions`` is ``(n, features)`` (no base-value column).
         """
+        contributions = self._checked(contributions)
+        sums, rep = _group_sums(contributions, self._group_of, len(self.groups))
+        return sums, rep
+
+    def _checked(self, contributions: np.ndarray) -> np.ndarray:
         n, p = contributions.shape
         if p != len(self.features):
             raise ValueError(f"expected {len(self.features)} contribution columns, got {p}")
-        g = len(self.groups)
-        sums = np.zeros((n, g))
-        rep = np.zeros((n, g), dtype=np.int64)
-        best = np.full((n, g), -1.0)
-        for j in range(p):
-            k = self._group_of[j]
-            col = contributions[:, j]
-            sums[:, k] += col
-            better = np.abs(col) > best[:, k]
-            rep[better, k] = j
-            best[better, k] = np.abs(col[better])
-        return sums, rep
+        return np.ascontiguousarray(contributions, dtype=np.float64)
 
     def explain(
         self, values: pd.DataFrame, contributions: np.ndarray, n_reasons: int = len(REASON_COLUMNS)
     ) -> pd.DataFrame:
         """``reason_1..n`` (top positive groups), ``risk_1`` (the most negative group) as sentences,
         with their contributions (``reason_1_shap``…) on the log-odds scale; empty where none."""
-        sums, rep = self.grouped(contributions)
-        n = len(values)
-        order = np.argsort(-sums, axis=1, kind="stable")[:, :n_reasons]
+        k = min(n_reasons, len(self.groups))
+        top_group, top_sum, top_rep = _rank_groups(self._checked(contributions), self._group_of, len(self.groups), k)
         out: dict[str, np.ndarray] = {}
-        slots = [(f"reason_{i + 1}", order[:, i], +1) for i in range(min(n_reasons, order.shape[1]))]
-        slots.append((RISK_COLUMN, np.argmin(sums, axis=1), -1))
-        rows = np.arange(n)
-        for name, group, sign in slots:
-            shap = sums[rows, group]
-            valid = shap * sign > 0
-            feature = rep[rows, group]
-            out[name] = self._sentences(values, feature, valid, sign)
+        memo: dict[tuple[int, bool, object], str] = {}
+        slots = [(f"reason_{i + 1}", i, +1) for i in range(k)] + [(RISK_COLUMN, k, -1)]
+        for name, i, sign in slots:
+            shap = top_sum[:, i]
+            valid = (top_group[:, i] >= 0) & (shap * sign > 0)
+            out[name] = self._sentences(values, top_rep[:, i], valid, sign, memo)
             out[f"{name}_shap"] = np.where(valid, shap, 0.0)
         return pd.DataFrame(out, index=values.index)
 
-    def _sentences(self, values: pd.DataFrame, feature: np.ndarray, valid: np.ndarray, sign: int) -> np.ndarray:
+    def _sentences(
+        self, values: pd.DataFrame, feature: np.ndarray, valid: np.ndarray, sign: int,
+        memo: dict[tuple[int, bool, object], str] | None = None,
+    ) -> np.ndarray:
         """Render each row's sentence once per distinct (feature, value, low): counts repeat a lot.
 
         ``sign`` is the slot's (+1 reasons, -1 the risk): against the feature's learned effect, the
-        value is a reason because it is low, and the sentence says "only"."""
+        value is a reason because it is low, and the sentence says "only". ``memo`` keeps rendered
+        sentences across the slots of one ``explain`` call. Rows are sorted once by (feature, low), so
+        each run of rows is one slice, not a pass over all rows per feature."""
         out = np.full(len(values), "", dtype=object)
+        memo = {} if memo is None else memo
         effects = np.asarray(self.effects, dtype=np.int64) if self.effects else np.zeros(len(self.features), np.int64)
-        against = effects[feature] == -sign
-        for j in np.unique(feature[valid]):
+        rows = np.flatnonzero(valid)
+        if len(rows) == 0:
+            return out
+        key = feature[rows] * 2 + (effects[feature[rows]] == -sign)
+        order = np.argsort(key, kind="stable")
+        rows, key = rows[order], key[order]
+        edges = np.flatnonzero(np.diff(key)) + 1
+        for start, stop in zip(np.r_[0, edges], np.r_[edges, len(rows)]):
+            j, low = int(key[start] // 2), bool(key[start] % 2)
             decl = self.features[j]
-            for low in (False, True):
-                rows = np.flatnonzero(valid & (feature == j) & (against == low))
-                if len(rows) == 0:
-                    continue
-                column = values[decl.name].iloc[rows]
-                codes, uniques = pd.factorize(column, use_na_sentinel=True)
-                rendered = np.array([decl.describe(u, low=low) for u in uniques] + [decl.describe(None)], dtype=object)
-                out[rows] = rendered[np.where(codes < 0, len(uniques), codes)]
+            run = rows[start:stop]
+            codes, uniques = pd.factorize(values[decl.name].iloc[run], use_na_sentinel=True)
+            rendered = np.empty(len(uniques) + 1, dtype=object)
+            for u, value in enumerate(uniques):
+                text = memo.get((j, low, value))
+                if text is None:
+                    text = memo[(j, low, value)] = decl.describe(value, low=low)
+                rendered[u] = text
+            rendered[-1] = decl.describe(None)
+            out[run] = rendered[codes]  # code -1 (missing) takes the last entry
         return out
 
     def global_importance(self, contributions: np.ndarray) -> pd.Series:
@@ -175,3 +182,77 @@ def learned_effects(
         corr = float(np.corrcoef(rx, rc)[0, 1])
         out.append(int(np.sign(corr)) if abs(corr) >= min_corr else 0)
     return tuple(out)
+
+
+# Hand-written kernels (numba) because a lead's reasons need, per row, the group sums, each group's
+# largest member and the top groups: with numpy that is a pass over the whole (n, groups) matrix per
+# feature plus a full argsort per row, which dominated whole-base scoring; one fused pass per row
+# keeps it a small share of the TreeSHAP time.
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_sums(contrib: np.ndarray, group_of: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    n, p = contrib.shape
+    sums = np.zeros((n, n_groups))
+    rep = np.zeros((n, n_groups), dtype=np.int64)
+    best = np.full(n_groups, -1.0)
+    for i in range(n):
+        best[:] = -1.0
+        for j in range(p):
+            g = group_of[j]
+            c = contrib[i, j]
+            sums[i, g] += c
+            if abs(c) > best[g]:
+                best[g] = abs(c)
+                rep[i, g] = j
+    return sums, rep
+
+
+@numba.njit(cache=True, nogil=True)
+def _rank_groups(
+    contrib: np.ndarray, group_of: np.ndarray, n_groups: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the ``k`` groups with the largest sums (ties: the earlier group first, as a stable
+    sort), then the group with the smallest sum (the first on ties) in column ``k``; their sums and
+    their largest members (``-1`` where there are fewer than ``k`` groups)."""
+    n, p = contrib.shape
+    top_group = np.full((n, k + 1), -1, dtype=np.int64)
+    top_sum = np.zeros((n, k + 1))
+    top_rep = np.zeros((n, k + 1), dtype=np.int64)
+    sums = np.zeros(n_groups)
+    best = np.full(n_groups, -1.0)
+    rep = np.zeros(n_groups, dtype=np.int64)
+    for i in range(n):
+        sums[:] = 0.0
+        best[:] = -1.0
+        for j in range(p):
+            g = group_of[j]
+            c = contrib[i, j]
+            sums[g] += c
+            if abs(c) > best[g]:
+                best[g] = abs(c)
+                rep[g] = j
+        filled = 0
+        low = 0
+        for g in range(n_groups):
+            if sums[g] < sums[low]:
+                low = g
+            s = sums[g]
+            pos = filled
+            while pos > 0 and s > top_sum[i, pos - 1]:  # strict: an equal sum stays behind the earlier group
+                pos -= 1
+            if pos < k:
+                last = min(filled, k - 1)
+                for q in range(last, pos, -1):
+                    top_sum[i, q] = top_sum[i, q - 1]
+                    top_group[i, q] = top_group[i, q - 1]
+                top_sum[i, pos] = s
+                top_group[i, pos] = g
+                if filled < k:
+                    filled += 1
+        for q in range(filled):
+            top_rep[i, q] = rep[top_group[i, q]]
+        top_group[i, k] = low
+        top_sum[i, k] = sums[low]
+        top_rep[i, k] = rep[low]
+    return top_group, top_sum, top_rep

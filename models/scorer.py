@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.contract import CUTOFF, LABEL, LEAD_ID
+from models.calibration import probability_from_raw
 from models.reasons import REASON_COLUMNS, RISK_COLUMN, ReasonBook
 
 KEY_COLUMNS: tuple[str, ...] = (LEAD_ID, CUTOFF, LABEL)
@@ -175,8 +176,8 @@ class LeadScorer:
             return _empty(cols, frame.index)
         matrix = self.lgbm.spec_.matrix(frame)
         contrib = self.explainer().contributions(matrix)
-        raw = contrib.sum(axis=1)
-        p = self.calibrated.predict_proba(frame)[:, 1]
+        raw = contrib.sum(axis=1)  # equals the booster's raw score (to ~1e-12): the trees run once
+        p = probability_from_raw(self.calibrated, raw)
         explained = self.reasons.explain(frame[self.features], contrib[:, :-1])
         out = pd.DataFrame(
             {"probability": p, "flag": flags(p, self.params.flag, self.best_f1_threshold),

@@ -58,3 +58,46 @@ def test_the_effects_do_not_change_which_reasons_are_chosen_or_their_values():
     b = _book().with_effects(values, contrib).explain(lead, contrib[:50])
     shap = [c for c in a.columns if c.endswith("_shap")]
     pd.testing.assert_frame_equal(a[shap], b[shap])
+
+
+def _reference_explain(book: ReasonBook, contributions: np.ndarray, k: int):
+    """The plain numpy definition: group sums, a stable descending sort for the reasons, argmin for the risk."""
+    g = len(book.groups)
+    onehot = np.zeros((contributions.shape[1], g))
+    onehot[np.arange(contributions.shape[1]), book._group_of] = 1.0
+    sums = contributions @ onehot
+    order = np.argsort(-sums, axis=1, kind="stable")[:, :k]
+    risk = np.argmin(sums, axis=1)
+    return sums, order, risk
+
+
+def test_fused_ranking_matches_the_plain_definition_including_ties():
+    catalog = build_catalog([7, 30, 90], [Attribute("industry", "categorical")])
+    book = ReasonBook.from_catalog(catalog, catalog.feature_names)
+    rng = np.random.default_rng(3)
+    p = len(book.features)
+    # coarse values make equal group sums (ties) common; whole zero rows too
+    contributions = rng.integers(-2, 3, size=(2000, p)).astype(float) * 0.5
+    contributions[:50] = 0.0
+    sums, order, risk = _reference_explain(book, contributions, 3)
+    got_sums, rep = book.grouped(contributions)
+    assert np.array_equal(got_sums, sums)
+    for j in range(p):  # each group's representative has the largest |value| among its members (first on ties)
+        members = np.flatnonzero(book._group_of == book._group_of[j])
+        best = members[np.argmax(np.abs(contributions[:, members]), axis=1)]
+        assert np.array_equal(rep[:, book._group_of[j]], best)
+    values = pd.DataFrame(rng.integers(0, 5, size=(2000, p)).astype(float), columns=book.names)
+    out = book.explain(values, contributions, n_reasons=3)
+    rows = np.arange(len(values))
+    for i in range(3):
+        expected = sums[rows, order[:, i]]
+        assert np.array_equal(out[f"reason_{i + 1}_shap"].to_numpy(), np.where(expected > 0, expected, 0.0))
+        assert ((out[f"reason_{i + 1}"] != "") == (expected > 0)).all()
+    low = sums[rows, risk]
+    assert np.array_equal(out["risk_1_shap"].to_numpy(), np.where(low < 0, low, 0.0))
+    assert ((out["risk_1"] != "") == (low < 0)).all()
+    # the sentence is the representative member's, rendered with the lead's own value
+    first = order[:, 0]
+    for r in np.flatnonzero(sums[rows, first] > 0)[:200]:
+        decl = book.features[rep[r, first[r]]]
+        assert out["reason_1"].iloc[r] == decl.describe(values[decl.name].iloc[r])

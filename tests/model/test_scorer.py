@@ -141,3 +141,16 @@ def test_the_scorer_knows_which_way_its_features_work(trained_scorer, simulated_
         checked += 1
     assert checked > 20
     assert out["reason_1"].str.contains(" only ").any(), "some low counts are reasons on this base"
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_probability_from_the_raw_score_equals_predict_proba(trained_scorer, simulated_snapshots, method):
+    """The scorer maps the TreeSHAP sum through the calibrators instead of predicting twice."""
+    from models.calibration import CalibrationParams, calibrate, probability_from_raw
+
+    scorer, result = trained_scorer
+    snapshots = simulated_snapshots[2]
+    calibrated, _ = calibrate(scorer.lgbm, snapshots.iloc[::2], CalibrationParams(method=method))
+    frame = snapshots.iloc[1::2]
+    raw = scorer.lgbm.decision_function(frame)
+    assert np.allclose(probability_from_raw(calibrated, raw), calibrated.predict_proba(frame)[:, 1], rtol=0, atol=1e-12)
