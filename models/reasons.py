@@ -119,6 +119,9 @@ class ReasonBook:
             feature = rep[rows, group]
             out[name] = self._sentences(values, feature, valid, sign)
             out[f"{name}_shap"] = np.where(valid, shap, 0.0)
+        for i in range(order.shape[1], n_reasons):  # fewer signal groups than reason slots: empty slots
+            out[f"reason_{i + 1}"] = np.full(n, "", dtype=object)
+            out[f"reason_{i + 1}_shap"] = np.zeros(n)
         return pd.DataFrame(out, index=values.index)
 
     def _sentences(self, values: pd.DataFrame, feature: np.ndarray, valid: np.ndarray, sign: int) -> np.ndarray:
