@@ -78,9 +78,9 @@ def bin_edges(x: np.ndarray, bins: int) -> tuple[float, ...]:
     return tuple(float(v) for v in (cuts[:-1] + cuts[1:]) / 2.0)
 
 
-def _slots(table_kind: str, column: pd.Series, edges: tuple[float, ...], levels: tuple[str, ...]) -> np.ndarray:
+def _slots(kind: str, column: pd.Series, edges: tuple[float, ...], levels: tuple[str, ...]) -> np.ndarray:
     """Slot index of each value of ``column`` for one feature (see ``FeatureTable``)."""
-    if table_kind == "numeric":
+    if kind == "numeric":
         x = as_float(column)
         out = np.searchsorted(np.asarray(edges, dtype=float), x, side="right")
         return np.where(np.isnan(x), len(edges) + 1, out).astype(np.int64)
@@ -116,7 +116,8 @@ class NaiveBayesScorer(ClassifierMixin, BaseEstimator):
         for name in self.spec_.numeric:
             edges = bin_edges(as_float(X[name]), params.numeric_bins)
             slots = _slots("numeric", X[name], edges, ())
-            tables.append(FeatureTable(name, "numeric", edges, (), _terms(slots, y, len(edges) + 2, params.alpha)))
+            terms = _terms(slots, y, len(edges) + 2, params.alpha)
+            tables.append(FeatureTable(name, "numeric", edges, (), terms))
         for name in self.spec_.categorical:
             levels = tuple(self.spec_.levels[name])
             slots = _slots("categorical", X[name], (), levels)
@@ -165,6 +166,8 @@ class NaiveBayesScorer(ClassifierMixin, BaseEstimator):
         return hasattr(self, "tables_")
 
 
-def fit_naive_bayes(train: pd.DataFrame, features: Sequence[str], params: NaiveBayesParams) -> NaiveBayesScorer:
+def fit_naive_bayes(
+    train: pd.DataFrame, features: Sequence[str], params: NaiveBayesParams
+) -> NaiveBayesScorer:
     """Fit the additive model on ``train``'s ``features`` and label."""
     return NaiveBayesScorer(params).fit(train[list(features)], train[LABEL].to_numpy())

@@ -113,7 +113,7 @@ class TrainResult:
     """The calibrated probability with the best F1 on the calibration part (the ``best_f1`` policy's)."""
     trials: list[Trial]
     best_trial: Trial | None
-    """The LightGBM search's best trial (None when the main model is not LightGBM)."""
+    """The LightGBM search's best trial (None when LightGBM was not a candidate)."""
     metrics: dict[str, Any]
     curves: dict[str, pd.DataFrame]
     figures: dict[str, Figure]
@@ -183,7 +183,10 @@ def train_all(
             f"points rules name columns the snapshots lack (scored 0): {', '.join(points.missing_columns_)}"
         )
     logreg = fit_logreg(parts.train, features, params.logreg)
-    fitted = {name: fit_candidate(name, parts.train, features, params, on_trial=on_trial) for name in params.candidates}
+    fitted = {
+        name: fit_candidate(name, parts.train, features, params, on_trial=on_trial)
+        for name in params.candidates
+    }
     main, selection = choose_candidate(fitted, parts.calibration)
     scorer, trials, best = fitted[main]
     if params.final_refit:
@@ -194,6 +197,11 @@ def train_all(
         best_f1 = best_f1_threshold(calibrated, parts.calibration)
         refit = None
     models = {main: calibrated, "logreg": logreg, "points": points}
+    # the LightGBM search is reported whenever it ran, with the trees of the model it gave
+    if main != "lightgbm":
+        scorer_lgbm, trials, best = fitted.get("lightgbm", (None, [], None))
+    else:
+        scorer_lgbm = scorer
 
     evaluation = evaluate(models, parts.test, params, flag=flag, best_f1=best_f1, oracle=oracle)
     notes += evaluation.notes
@@ -224,7 +232,7 @@ def train_all(
             "calibration_roc_auc": selection,
             "final_refit": refit,
         },
-        "search": search_summary(trials, best, params.lgbm, scorer) if best is not None else None,
+        "search": search_summary(trials, best, params.lgbm, scorer_lgbm) if best is not None else None,
         "logreg": {
             "iterations": int(np.max(logreg.named_steps["model"].n_iter_)),
             "max_iter": params.logreg.max_iter,
@@ -273,7 +281,9 @@ def fit_candidate(
     raise ValueError(f"unknown model family {name!r}; expected one of {list(FAMILIES)}")
 
 
-def choose_candidate(fitted: dict[str, Candidate], calibration: pd.DataFrame) -> tuple[str, dict[str, float] | None]:
+def choose_candidate(
+    fitted: dict[str, Candidate], calibration: pd.DataFrame
+) -> tuple[str, dict[str, float] | None]:
     """The family with the best ROC AUC on the calibration part (first listed on ties), and each
     family's figure; a single candidate is taken as it is (``None``: nothing was compared)."""
     names = list(fitted)

@@ -64,14 +64,15 @@ def main() -> None:
                           n_estimators=1000, early_stopping_rounds=50, max_cat_to_onehot=onehot, num_threads=2)
         model = fit_lgbm(train, lgbm, features=features)
         auc = roc_auc_score(valid[LABEL], model.predict_proba(valid)[:, 1])
-        rows.append({"family": "lightgbm", "macro": macro, "settings": f"num_leaves={leaves} max_cat_to_onehot={onehot}",
-                     "valid_auc": round(float(auc), 4)})
+        rows.append({"family": "lightgbm", "macro": macro,
+                     "settings": f"num_leaves={leaves} max_cat_to_onehot={onehot}", "valid_auc": round(float(auc), 4)})
         print(rows[-1], flush=True)
-    for (macro, features), bins, unseen in itertools.product(sets.items(), (0, 5, 10), ("smoothed", "neutral")):
+    nb_grid = itertools.product(sets.items(), (0, 5, 10), ("smoothed", "neutral"))
+    for (macro, features), bins, unseen in nb_grid:
         model = fit_naive_bayes(train, features, NaiveBayesParams(numeric_bins=bins, unseen=unseen))
         auc = roc_auc_score(valid[LABEL], model.predict_proba(valid)[:, 1])
-        rows.append({"family": "naive_bayes", "macro": macro, "settings": f"numeric_bins={bins} unseen={unseen}",
-                     "valid_auc": round(float(auc), 4)})
+        rows.append({"family": "naive_bayes", "macro": macro,
+                     "settings": f"numeric_bins={bins} unseen={unseen}", "valid_auc": round(float(auc), 4)})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows).sort_values("valid_auc", ascending=False, kind="stable")
     print(table.to_string(index=False))

@@ -52,6 +52,7 @@ def test_the_candidate_with_the_best_calibration_auc_becomes_the_main_model():
     assert result.main == max(aucs, key=aucs.get)
     assert set(result.metrics["test"]) == {result.main, "logreg", "points"}
     assert f"{result.main}_beats_baselines_roc_auc" in result.metrics["targets"]
+    assert result.metrics["search"]["trials"] and result.best_trial is not None  # the search is reported either way
 
 
 def test_final_refit_fits_on_train_and_calibration_with_out_of_fold_calibration():

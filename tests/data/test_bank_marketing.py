@@ -80,7 +80,8 @@ def test_example_chooses_naive_bayes_on_the_calibration_part_and_refits_it(examp
     """The pipeline's own choice (never the test): naive Bayes 0.692 vs LightGBM 0.631 on the calibration
     part; refit on the first 75 %, its calibrated test ROC AUC is 0.715 (the figure in the README)."""
     params, snaps, _ = example
-    train = TrainParams.model_validate({**params["train"], "split": {**params["train"]["split"], "method": "out_of_time"}})
+    split = {**params["train"]["split"], "method": "out_of_time"}
+    train = TrainParams.model_validate({**params["train"], "split": split})
     result = train_all(snaps, train, horizon_days=0)
     model = result.metrics["model"]
     assert result.main == "naive_bayes"
