@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.isotonic import IsotonicRegression
@@ -25,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
 
-from features.contract import LABEL
+from features.contract import CUTOFF, LABEL
 
 
 class CalibrationParams(BaseModel):
@@ -103,8 +104,8 @@ def calibrate(
     return model, choice
 
 
-def probability_from_raw(calibrated: CalibratedClassifierCV, raw: np.ndarray) -> np.ndarray:
-    """``calibrated.predict_proba(X)[:, 1]`` from the booster's raw scores of ``X`` (log-odds).
+def probability_from_raw(calibrated: CalibratedClassifierCV | CrossFitCalibrated, raw: np.ndarray) -> np.ndarray:
+    """``calibrated.predict_proba(X)[:, 1]`` from the main model's raw scores of ``X`` (log-odds).
 
     The calibration maps read only the frozen scorer's ``decision_function``, its raw score; the
     scorer already has it as the sum of the TreeSHAP contributions, so applying the maps to it
@@ -112,6 +113,8 @@ def probability_from_raw(calibrated: CalibratedClassifierCV, raw: np.ndarray) ->
     scikit-learn's ``predict_proba`` for a binary problem.
     """
     raw = np.asarray(raw, dtype=np.float64)
+    if isinstance(calibrated, CrossFitCalibrated):
+        return calibrated.probability(raw)
     p = np.zeros(len(raw))
     for member in calibrated.calibrated_classifiers_:
         if member.method not in ("sigmoid", "isotonic") or len(member.calibrators) != 1:
@@ -120,3 +123,71 @@ def probability_from_raw(calibrated: CalibratedClassifierCV, raw: np.ndarray) ->
     p /= len(calibrated.calibrated_classifiers_)
     p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
     return p
+
+
+class CrossFitCalibrated(ClassifierMixin, BaseEstimator):
+    """A model refit on train + calibration, with a calibration map learnt on out-of-fold scores.
+
+    When the final model is refit on every pre-test row, no row is left to calibrate it on. The map
+    from raw score to probability is then learnt from scores the model never trained on: each block
+    of the calibration part scored by a model fitted on the rows before it (``cross_fit_blocks``),
+    as ``CalibratedClassifierCV(ensemble=False)`` does with its folds, but in time order. ``fit``
+    takes those out-of-fold scores; ``predict_proba`` applies the map to ``estimator``'s own score.
+    """
+
+    def __init__(self, estimator, method: Literal["sigmoid", "isotonic"] = "sigmoid") -> None:
+        self.estimator = estimator
+        self.method = method
+
+    def fit(self, score: np.ndarray, y: np.ndarray) -> CrossFitCalibrated:
+        """Learn the map on out-of-fold raw scores ``score`` and labels ``y`` (the estimator is not refit)."""
+        score, y = np.asarray(score, dtype=float), np.asarray(y)
+        if len(np.unique(y)) < 2:
+            raise ValueError("the out-of-fold calibration rows have a single class; calibration needs both")
+        if self.method == "isotonic":
+            self.map_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(score, y)
+        else:
+            self.map_ = LogisticRegression(C=1e6).fit(score.reshape(-1, 1), y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def probability(self, score: np.ndarray) -> np.ndarray:
+        """The calibrated probability of raw scores ``score``."""
+        score = np.asarray(score, dtype=float)
+        if self.method == "isotonic":
+            return np.clip(self.map_.predict(score), 0.0, 1.0)
+        return self.map_.predict_proba(score.reshape(-1, 1))[:, 1]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.probability(self.estimator.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int8)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "map_")
+
+
+def cross_fit_blocks(
+    calibration: pd.DataFrame, blocks: int, gap_days: int
+) -> list[tuple[np.ndarray, pd.Timestamp]]:
+    """The calibration part cut into ``blocks`` consecutive time blocks of about equal rows.
+
+    Returns, per block, the positions of its rows in ``calibration`` and the time its model's training
+    rows must precede: the block's first cutoff minus ``gap_days``, so no label window of a training
+    row reaches into the block (the caller also leaves out the block's own leads).
+    """
+    order = np.argsort(calibration[CUTOFF].to_numpy(), kind="stable")
+    out = []
+    for rows in np.array_split(order, blocks):
+        if len(rows):
+            out.append((np.sort(rows), calibration[CUTOFF].iloc[rows].min() - pd.Timedelta(days=gap_days)))
+    return out
+
+
+def base_model(calibrated):
+    """The fitted model under a calibration wrapper (``CalibratedClassifierCV`` or ``CrossFitCalibrated``)."""
+    if isinstance(calibrated, CrossFitCalibrated):
+        return calibrated.estimator
+    return calibrated.calibrated_classifiers_[0].estimator.estimator

@@ -101,7 +101,7 @@ class ReasonBook:
     ) -> pd.DataFrame:
         """``reason_1..n`` (top positive groups), ``risk_1`` (the most negative group) as sentences,
         with their contributions (``reason_1_shap``…) on the log-odds scale; empty where none."""
-        k = min(n_reasons, len(self.groups))
+        k = n_reasons  # with fewer signal groups than slots, the last slots stay empty (group -1)
         top_group, top_sum, top_rep = _rank_groups(self._checked(contributions), self._group_of, len(self.groups), k)
         out: dict[str, np.ndarray] = {}
         memo: dict[tuple[int, bool, object], str] = {}

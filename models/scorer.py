@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.contract import CUTOFF, LABEL, LEAD_ID
-from models.calibration import probability_from_raw
+from models.calibration import base_model, probability_from_raw
 from models.reasons import REASON_COLUMNS, RISK_COLUMN, ReasonBook
 
 KEY_COLUMNS: tuple[str, ...] = (LEAD_ID, CUTOFF, LABEL)
@@ -113,8 +113,14 @@ class LeadScorer:
     # --- parts of the calibrated model ---------------------------------------------------------
     @property
     def lgbm(self) -> Any:
-        """The fitted ``LGBMScorer`` under the calibration wrapper."""
-        return self.calibrated.calibrated_classifiers_[0].estimator.estimator
+        """The fitted main model under the calibration wrapper: an ``LGBMScorer`` (the default) or a
+        ``NaiveBayesScorer`` when the train stage chose one (``train.candidates``)."""
+        return base_model(self.calibrated)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The main model's input matrix of ``frame`` (what its explainer reads)."""
+        model = self.lgbm
+        return model.matrix(frame) if hasattr(model, "matrix") else model.spec_.matrix(frame)
 
     @property
     def features(self) -> list[str]:
@@ -131,9 +137,13 @@ class LeadScorer:
 
     def explainer(self) -> Any:
         if self._explainer is None:
-            from models.treeshap import TreeShap
+            model = self.lgbm
+            if hasattr(model, "explainer"):  # an additive model: its terms are its exact contributions
+                self._explainer = model.explainer()
+            else:
+                from models.treeshap import TreeShap
 
-            self._explainer = TreeShap(self.lgbm.booster_)
+                self._explainer = TreeShap(model.booster_)
         return self._explainer
 
     def __getstate__(self) -> dict[str, Any]:
@@ -174,7 +184,7 @@ class LeadScorer:
         cols = output_columns()
         if len(frame) == 0:
             return _empty(cols, frame.index)
-        matrix = self.lgbm.spec_.matrix(frame)
+        matrix = self.matrix(frame)
         contrib = self.explainer().contributions(matrix)
         raw = contrib.sum(axis=1)  # equals the booster's raw score (to ~1e-12): the trees run once
         p = probability_from_raw(self.calibrated, raw)
@@ -188,8 +198,9 @@ class LeadScorer:
         return out[cols]
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Exact TreeSHAP values per model feature (log-odds), plus ``base_value``."""
-        contrib = self.explainer().contributions(self.lgbm.spec_.matrix(frame))
+        """Exact contributions per model feature (log-odds), plus ``base_value``: TreeSHAP values for
+        LightGBM, the per-feature terms for the additive naive Bayes."""
+        contrib = self.explainer().contributions(self.matrix(frame))
         return pd.DataFrame(contrib, index=frame.index, columns=[*self.features, "base_value"])
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Stage `train`: train, calibrate and evaluate the models, track the run in MLflow, register and
-maybe promote the calibrated LightGBM.
+maybe promote the calibrated main model (LightGBM unless ``train.candidates`` chose another).
 
 The modelling is one library call (``models.train.train_all``); this entry point reads the inputs,
 writes ``reports/metrics.json`` and the curve tables for ``dvc plots``, and does the MLflow work:
@@ -72,7 +72,9 @@ def main(
         book = ReasonBook.from_catalog(catalog, result.spec.names)
         scorer = LeadScorer(result.calibrated, book, scorer_params, best_f1_threshold=result.best_f1_threshold,
                             model_name=registry.model_name)
-        train_rows = snapshots[snapshots[CUTOFF] <= pd.Timestamp(result.split["train"]["end"])]
+        # the rows the main model was fitted on: the train part, or train + calibration when refit
+        last = "calibration" if result.metrics["model"]["final_refit"] else "train"
+        train_rows = snapshots[snapshots[CUTOFF] <= pd.Timestamp(result.split[last]["end"])]
         return with_learned_effects(scorer, train_rows)
 
     with mlflow_errors(uri):
@@ -135,6 +137,7 @@ def _tracked_training(
         mlflow.log_dict(result.metrics, "metrics.json")
         mlflow.set_tags(
             {
+                "model.main": result.main,
                 "calibration.method": result.calibration.method,
                 "calibration.reason": result.calibration.reason,
                 "flag.policy": flag.policy,
@@ -170,7 +173,7 @@ def _tracked_training(
         champion_metrics, champion_version, champion_note = _champion_metrics(
             client, registry.model_name, snapshots, params, horizon
         )
-        decision = decide_promotion(result.metrics["test"]["lightgbm"], champion_metrics, registry)
+        decision = decide_promotion(result.metrics["test"][result.main], champion_metrics, registry)
         if champion_note:  # a champion exists but cannot be measured on these rows: it is replaced
             decision = type(decision)(True, f"{champion_note}; the challenger replaces it", decision.challenger, None)
         if decision.promote:

@@ -1,6 +1,7 @@
 """The real UCI Bank Marketing set (Moro, Cortez and Rita (2014), Decision Support Systems), read in
 place from ../shared: the example's settings flag exactly `duration`, split the last 25 % of rows out
-of time, and the plain models' reference figures on those test rows are reproduced."""
+of time, the plain models' reference figures on those test rows are reproduced, and so is the
+example's own calibrated model: chosen on the calibration part, refit on the first 75 %."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from features.contract import CUTOFF, LABEL
 from features.tabular import DataParams, read_table, tabular_snapshots
 from models.split import SplitParams, split_out_of_time
+from models.train import TrainParams, train_all
 from pipelines.example import example_params
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +74,18 @@ def test_reference_figures_of_plain_models_on_the_last_quarter():
     typed = df.astype({c: "category" for c in cats})
     gbm = lgb.LGBMClassifier(verbose=-1, n_jobs=2).fit(typed.iloc[tr], y[tr])
     assert roc_auc_score(y[te], gbm.predict_proba(typed.iloc[te])[:, 1]) == pytest.approx(0.687, abs=0.0015)
+
+
+def test_example_chooses_naive_bayes_on_the_calibration_part_and_refits_it(example):
+    """The pipeline's own choice (never the test): naive Bayes 0.692 vs LightGBM 0.631 on the calibration
+    part; refit on the first 75 %, its calibrated test ROC AUC is 0.715 (the figure in the README)."""
+    params, snaps, _ = example
+    split = {**params["train"]["split"], "method": "out_of_time"}
+    train = TrainParams.model_validate({**params["train"], "split": split})
+    result = train_all(snaps, train, horizon_days=0)
+    model = result.metrics["model"]
+    assert result.main == "naive_bayes"
+    assert model["calibration_roc_auc"]["naive_bayes"] == pytest.approx(0.692, abs=0.0015)
+    assert model["calibration_roc_auc"]["lightgbm"] == pytest.approx(0.631, abs=0.0015)
+    assert model["final_refit"]["fit_rows"] == int(np.floor(0.75 * len(snaps)))
+    assert result.metrics["test"]["naive_bayes"]["roc_auc"] == pytest.approx(0.715, abs=0.0015)
