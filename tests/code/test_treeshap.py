@@ -261,3 +261,17 @@ def test_repeated_rows_share_patterns_exactly() -> None:
     for k in np.unique(source):
         copies = got[source == k]
         assert (copies == copies[0]).all()
+
+
+def test_row_order_changes_no_value_and_the_locality_sort_is_a_permutation() -> None:
+    """Rows are worked in an order sorted by their codes; each row's values are bit-identical
+    whatever order the rows come in, and the sort visits every row once."""
+    X, y, cat = _data(3000, seed=81)
+    booster = _train(X, y, cat, num_leaves=31, rounds=20)
+    Z = _score_data(X, seed=13)
+    ts = TreeShap(booster, n_threads=2, batch_rows=1100)
+    order = ts._locality_order(ts._codes(Z[:1100]))
+    assert np.array_equal(np.sort(order), np.arange(1100)) and not np.array_equal(order, np.arange(1100))
+    perm = np.random.default_rng(5).permutation(len(Z))
+    assert np.array_equal(ts.contributions(Z[perm]), ts.contributions(Z)[perm])
+    assert np.abs(ts.contributions(Z) - booster.predict(Z, pred_contrib=True, num_threads=1)).max() <= TOL
