@@ -60,7 +60,7 @@ def main() -> None:
     sets = {"kept": every, "dropped": [c for c in every if c not in MACRO]}
     rows = []
     for (macro, features), leaves, onehot in itertools.product(sets.items(), (2, 7), (4, 32)):
-        lgbm = LGBMParams(num_leaves=leaves, min_child_samples=200, lambda_l2=10.0, learning_rate=0.05,
+        lgbm = LGBMParams(num_leaves=leaves, max_bin=255, min_child_samples=200, lambda_l2=10.0, learning_rate=0.05,
                           n_estimators=1000, early_stopping_rounds=50, max_cat_to_onehot=onehot, num_threads=2)
         model = fit_lgbm(train, lgbm, features=features)
         auc = roc_auc_score(valid[LABEL], model.predict_proba(valid)[:, 1])
