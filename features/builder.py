@@ -7,13 +7,21 @@ snapshot of its lead (hundreds of millions of rows). Instead:
    type, or a type with one property value such as pricing page views); every catalog filter is
    a union of atoms, so per-atom counts are all that has to be accumulated;
 2. each lead's time line is cut at *boundaries* -- every cutoff ``c`` and every window start
-   ``c - w`` -- and each event is assigned to the first boundary after it (an ASOF join);
-3. events are aggregated per (lead, boundary): per-atom counts packed into a few HUGEINT words
-   (``_Layout``), and per recency filter the latest event time;
-4. running sums per lead give ``C(b)``, the events with ``ts < b``, at every boundary, so a window
-   count is ``C(c) - C(c - w)``; the running last-non-null interval maximum gives recency;
-5. distinct-day and distinct-value features read only the product-usage subset, joined to the
-   spine directly.
+   ``c - w`` -- each of which knows the first cutoff at or after it; each event is assigned to
+   the first boundary after it (an ASOF join), and so also to the first cutoff after it;
+3. one aggregation with two grouping sets: per (lead, boundary) the per-atom counts packed into a
+   few HUGEINT words (``_Layout``), and per (lead, cutoff interval, recency group) the latest event
+   time (atoms grouped by the recency filters that keep them, so each filter is a union of groups);
+4. running sums of the packed words per lead give ``C(b)``, the events with ``ts < b``, at every
+   boundary; each snapshot picks up ``C(c)`` and ``C(c - w)`` (one hash join and group-by instead
+   of a range-framed window sum per window and word), and a window count is ``C(c) - C(c - w)``,
+   subtracted word by word;
+5. recency is the last non-null group maximum over the lead's cutoffs (a window over cutoffs only),
+   a filter's latest time the greatest of its groups';
+6. distinct-day and distinct-value features read only the product-usage subset, joined to the
+   spine directly;
+7. the narrow per-snapshot rows are sorted into spine order, then unpacked into the features, and
+   intermediate tables are dropped as soon as they are used, to keep DuckDB's memory low.
 
 This is exact for arbitrary cutoffs (training grid, scoring time, random property-test spines).
 All times are integer microseconds since the epoch (UTC), so no time zone or DST rule can move a
@@ -166,6 +174,9 @@ def _atom_case(atoms: list[_Atom]) -> str:
 class _Layout:
     """How per-atom counts are packed into HUGEINT words so running sums need few window aggregates.
 
+    Each word holds two 63-bit halves of ``per_half`` slots of ``bits`` bits each, so the final
+    unpacking splits a word once and then shifts BIGINTs.
+
     Sums of packed words equal packed sums as long as no slot overflows, which ``bits`` (from the
     most events any spine lead has) guarantees; differences of running sums never borrow either,
     since counts only grow with time.
@@ -175,26 +186,59 @@ class _Layout:
     bits: int
 
     @property
+    def per_half(self) -> int:
+        """Slots in each 63-bit half of a word: the halves are unpacked as BIGINTs, cheaper than HUGEINT."""
+        return max(1, 63 // self.bits)
+
+    @property
     def per_word(self) -> int:
-        return max(1, 126 // self.bits)
+        return 2 * self.per_half
 
     @property
     def words(self) -> int:
         return -(-len(self.atoms) // self.per_word)
 
     def pack(self, word: int) -> str:
-        """The SQL value an event (atom id ``k``) adds to ``word``."""
-        return (f"CASE WHEN e.k // {self.per_word} = {word} "
-                f"THEN CAST(1 AS HUGEINT) << ({self.bits} * (e.k % {self.per_word})) END")
+        """The SQL value an event (atom id ``k``) adds to ``word`` (the high half starts at bit 63)."""
+        slot = f"(e.k % {self.per_word})"
+        shift = f"{self.bits} * {slot} + {63 - self.bits * self.per_half} * ({slot} // {self.per_half})"
+        return f"CASE WHEN e.k // {self.per_word} = {word} THEN CAST(1 AS HUGEINT) << ({shift}) END"
 
-    def unpack(self, atom: int, packed: str) -> str:
-        """SQL extracting the count of ``atom`` from the packed word expression ``packed``."""
-        shift = self.bits * (atom % self.per_word)
-        return f"CAST((({packed}) >> {shift}) & {(1 << self.bits) - 1} AS INTEGER)"
+    @staticmethod
+    def halves(packed: str) -> tuple[str, str]:
+        """SQL splitting the word ``packed`` into its low and high 63-bit halves, as BIGINTs."""
+        return (f"CAST(({packed}) & {(1 << 63) - 1} AS BIGINT)", f"CAST(({packed}) >> 63 AS BIGINT)")
+
+    def unpack(self, atom: int, lo: str, hi: str) -> str:
+        """SQL extracting the count of ``atom`` from its word's halves ``lo`` and ``hi`` (BIGINT expressions)."""
+        slot = atom % self.per_word
+        half = lo if slot < self.per_half else hi
+        return f"CAST(({half} >> {self.bits * (slot % self.per_half)}) & {(1 << self.bits) - 1} AS INTEGER)"
 
 
 def _recency_keys(catalog: Catalog) -> list[str]:
     return list(dict.fromkeys(f.events.key for f in catalog if f.kind is Kind.RECENCY))
+
+
+def _recency_groups(catalog: Catalog, atoms: list[_Atom]) -> list[list[int]]:
+    """Atoms grouped by the recency filters they belong to: each recency filter is a union of groups,
+    so one latest time per group is all that has to be kept (atoms in no recency filter are left out)."""
+    filters = _filters(catalog)
+    member = {k: set(_atom_ids(filters[k], atoms)) for k in _recency_keys(catalog)}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in range(len(atoms)):
+        keys = tuple(k for k in member if i in member[k])
+        if keys:
+            groups.setdefault(keys, []).append(i)
+    return list(groups.values())
+
+
+def _group_case(groups: list[list[int]], n_atoms: int) -> str:
+    """SQL giving each event its recency group (a SMALLINT; NULL when no recency filter keeps it)."""
+    if not groups:
+        return "CAST(NULL AS SMALLINT)"
+    whens = " ".join(f"WHEN {_k_in(ids, n_atoms).replace('e.k', 'k')} THEN {j}" for j, ids in enumerate(groups))
+    return f"CAST(CASE {whens} END AS SMALLINT)"
 
 
 def _offsets(catalog: Catalog) -> list[int]:
@@ -287,61 +331,91 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
     filters = _filters(catalog)
     offsets = _offsets(catalog)
     recency = _recency_keys(catalog)
-    offs = ", ".join(f"({o * DAY_US})" for o in [0, *offsets])
+    groups = _recency_groups(catalog, atoms)
+    offs = ", ".join(f"({o * DAY_US}, {o})" for o in [0, *offsets])
     words = [f"w{j}" for j in range(layout.words)]
     sums = [f"sum({layout.pack(j)}) AS w{j}" for j in range(layout.words)]
-    maxes = [f"max(CASE WHEN {_k_in(_atom_ids(filters[k], atoms), len(atoms))} THEN e.t END) AS {_q('m_' + k)}"
-             for k in recency]
-    part = f"PARTITION BY bd.{LEAD_ID} ORDER BY bd.b"
-    win = f"OVER ({part} ROWS UNBOUNDED PRECEDING)"
+    win = f"OVER (PARTITION BY bd.{LEAD_ID} ORDER BY bd.b ROWS UNBOUNDED PRECEDING)"
     running = [f"COALESCE(sum(a.{w}) {win}, 0) AS {w}" for w in words]
-    # events in [c - o, c) are those assigned to a boundary in (c - o, c]: a RANGE frame on b
-    running += [
-        f"COALESCE(sum(a.{w}) OVER ({part} RANGE BETWEEN {o * DAY_US - 1} PRECEDING AND CURRENT ROW), 0) "
-        f"AS {w}_{o}"
-        for o in offsets for w in words
-    ]
-    # intervals are disjoint and in time order, so the running max is the last non-null interval max
-    running += [f"last_value(a.{_q('m_' + k)} IGNORE NULLS) {win} AS {_q('m_' + k)}" for k in recency]
+    # one row per snapshot: C(c) and, per window start, C(c) - C(c - o); packed words subtract slot by
+    # slot since counts only grow
+    pivot = [f"max(x.{w}) FILTER (WHERE r.o = 0) AS {w}_all" for w in words]
+    pivot += [f"max(x.{w}) FILTER (WHERE r.o = 0) - max(x.{w}) FILTER (WHERE r.o = {o}) AS {w}_{o}"
+              for o in offsets for w in words]
+
+    def latest(key: str) -> str:
+        """The latest time of ``key``'s events: the greatest of its groups' (NULLs ignored)."""
+        ids = [j for j, g in enumerate(groups) if set(g) <= set(_atom_ids(filters[key], atoms))]
+        if not ids:
+            return "CAST(NULL AS BIGINT)"
+        return f"g{ids[0]}" if len(ids) == 1 else f"greatest({', '.join(f'g{j}' for j in ids)})"
+
+    last = f"OVER (PARTITION BY cs.{LEAD_ID} ORDER BY cs.c ROWS UNBOUNDED PRECEDING)"
     steps = [
-        # boundaries: every cutoff and window start of every snapshot, once per lead
-        f"CREATE OR REPLACE TEMP TABLE bounds AS SELECT {LEAD_ID}, c - o AS b, bool_or(o = 0) AS is_cutoff "
-        f"FROM spine, (VALUES {offs}) v(o) GROUP BY ALL",
-        # each event goes to the first boundary after it: C(b) = events before b = running sum up to b
-        f"CREATE OR REPLACE TEMP TABLE agg AS SELECT e.{LEAD_ID}, bd.b, {', '.join(sums + maxes)} "
-        f"FROM ev e ASOF JOIN bounds bd ON e.{LEAD_ID} = bd.{LEAD_ID} AND e.t < bd.b GROUP BY e.{LEAD_ID}, bd.b",
-        # running and windowed sums at every boundary, kept at the cutoffs only
-        f"CREATE OR REPLACE TEMP TABLE cum AS SELECT * EXCLUDE (is_cutoff) FROM ("
-        f"SELECT bd.{LEAD_ID}, bd.b, bd.is_cutoff, {', '.join(running)} "
-        f"FROM bounds bd LEFT JOIN agg a ON a.{LEAD_ID} = bd.{LEAD_ID} AND a.b = bd.b) WHERE is_cutoff",
+        # every cutoff and window start of every snapshot (``roles``), and once per lead (``bounds``)
+        # with the first cutoff at or after it (``cb``)
+        f"CREATE OR REPLACE TEMP TABLE roles AS SELECT {LEAD_ID}, c - d AS b, _sid, CAST(o AS SMALLINT) AS o "
+        f"FROM spine, (VALUES {offs}) v(d, o)",
+        f"CREATE OR REPLACE TEMP TABLE bounds AS SELECT d.{LEAD_ID}, d.b, s.c AS cb "
+        f"FROM (SELECT DISTINCT {LEAD_ID}, b FROM roles) d ASOF JOIN (SELECT DISTINCT {LEAD_ID}, c FROM spine) s "
+        f"ON d.{LEAD_ID} = s.{LEAD_ID} AND s.c >= d.b",
     ]
     usage = _usage_sql(catalog, atoms)
     if usage:
         steps.append(f"CREATE OR REPLACE TEMP TABLE usage AS {usage}")
+    steps += [
+        # each event goes to the first boundary after it, so to the interval of the cutoff ``cb``: packed
+        # counts per (lead, boundary), and the latest event time per (lead, cutoff interval, recency group)
+        f"CREATE OR REPLACE TEMP TABLE agg AS SELECT e.{LEAD_ID}, bd.b, bd.cb, e.g, GROUPING(bd.b) AS by_cutoff, "
+        f"{', '.join(sums)}, max(e.t) AS mt "
+        f"FROM ev e ASOF JOIN bounds bd ON e.{LEAD_ID} = bd.{LEAD_ID} AND e.t < bd.b "
+        f"GROUP BY GROUPING SETS ((e.{LEAD_ID}, bd.b), (e.{LEAD_ID}, bd.cb, e.g))",
+        "DROP TABLE ev",
+        # C(b) = events before b = the running sum up to b, handed to the snapshots whose cutoff or
+        # window start b is
+        f"CREATE OR REPLACE TEMP TABLE cum AS SELECT r._sid, {', '.join(pivot)} FROM ("
+        f"SELECT bd.{LEAD_ID}, bd.b, {', '.join(running)} FROM bounds bd "
+        f"LEFT JOIN (SELECT * FROM agg WHERE by_cutoff = 0) a ON a.{LEAD_ID} = bd.{LEAD_ID} AND a.b = bd.b) x "
+        f"JOIN roles r ON r.{LEAD_ID} = x.{LEAD_ID} AND r.b = x.b GROUP BY r._sid",
+        "DROP TABLE roles",
+        # recency: cutoff intervals are disjoint and in time order, so the latest event before a cutoff
+        # is the last non-null interval maximum
+        f"CREATE OR REPLACE TEMP TABLE rec AS SELECT {LEAD_ID}, c"
+        + "".join(f", {latest(k)} AS {_q('m_' + k)}" for k in recency)
+        + f" FROM (SELECT cs.{LEAD_ID}, cs.c"
+        + "".join(f", last_value(p.g{j} IGNORE NULLS) {last} AS g{j}" for j in range(len(groups)))
+        + f" FROM (SELECT DISTINCT {LEAD_ID}, c FROM spine) cs LEFT JOIN (SELECT {LEAD_ID}, cb"
+        + "".join(f", max(mt) FILTER (WHERE g = {j}) AS g{j}" for j in range(len(groups)))
+        + f" FROM agg WHERE by_cutoff = 1 GROUP BY {LEAD_ID}, cb) p ON p.{LEAD_ID} = cs.{LEAD_ID} AND p.cb = cs.c)",
+        "DROP TABLE agg",
+    ]
     key = [f"s.{LEAD_ID}", f"s.{CUTOFF}"] + ([f"s.{LABEL}"] if has_label else [])
-    inner = [*key, "s._sid", "s.c"]
-    inner += [layout.unpack(i, f"c0.w{i // layout.per_word}") + f" AS a{i}_all" for i in range(len(atoms))]
-    for o in offsets:
-        inner += [
-            layout.unpack(i, f"c0.w{i // layout.per_word}_{o}") + f" AS a{i}_{o}"
-            for i in range(len(atoms))
-        ]
-    inner += [f"c0.{_q('m_' + k)}" for k in recency]
+    # the narrow per-snapshot row, sorted into spine order before the wide projection
+    narrow = [*key, "s._sid", "s.c"]
+    narrow += [f"{h} AS {w}_{o}_{part}" for o in ["all", *offsets] for w in words
+               for part, h in zip(("lo", "hi"), _Layout.halves(f"c0.{w}_{o}"))]
+    narrow += [f"rc.{_q('m_' + k)}" for k in recency]
+    joins = ["JOIN cum c0 ON c0._sid = s._sid", f"JOIN rec rc ON rc.{LEAD_ID} = s.{LEAD_ID} AND rc.c = s.c"]
+    if usage:
+        joins.append("LEFT JOIN usage u ON u._sid = s._sid")
+        narrow += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
+    lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
+    joins.append(f"LEFT JOIN leads l ON l.{LEAD_ID} = s.{LEAD_ID}")
+    narrow += [f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols]
+    inner = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else []) + ["c"]
+    inner += [layout.unpack(i, f"w{i // layout.per_word}_{o}_lo", f"w{i // layout.per_word}_{o}_hi") + f" AS a{i}_{o}"
+              for o in ["all", *offsets] for i in range(len(atoms))]
+    inner += [_q("m_" + k) for k in recency]
+    inner += [_q("u_" + f.name) for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)] if usage else []
+    inner += [_q("l_" + c) for c in lead_cols]
     totals = [
         "(" + " + ".join(f"a{i}_{w}" for i in range(len(atoms))) + f") AS tot_{w}" for w in ["all", *offsets]
     ]
-    joins = [f"JOIN cum c0 ON c0.{LEAD_ID} = s.{LEAD_ID} AND c0.b = s.c"]
-    if usage:
-        joins.append("LEFT JOIN usage u ON u._sid = s._sid")
-        inner += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
-    lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
-    joins.append(f"LEFT JOIN leads l ON l.{LEAD_ID} = s.{LEAD_ID}")
-    inner += [f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols]
     outer = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else [])
     outer += [f"{_feature_expr(f, filters, atoms)} AS {_q(f.name)}" for f in catalog]
     steps.append(
-        f"SELECT {', '.join(outer)} FROM (SELECT *, {', '.join(totals)} FROM "
-        f"(SELECT {', '.join(inner)} FROM spine s {' '.join(joins)})) ORDER BY _sid"
+        f"SELECT {', '.join(outer)} FROM (SELECT *, {', '.join(totals)} FROM (SELECT {', '.join(inner)} FROM "
+        f"(SELECT {', '.join(narrow)} FROM spine s {' '.join(joins)} ORDER BY s._sid)))"
     )
     return steps
 
@@ -411,12 +485,14 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
     prop = (f"CASE WHEN {distinct[0].events.sql()} THEN {_q(distinct[0].column)} END"
             if distinct else "CAST(NULL AS VARCHAR)")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ev AS SELECT {LEAD_ID}, t, {_atom_case(atoms)} AS k, {prop} AS prop, "
-        f"CASE WHEN {_atom_case(atoms)} = {len(atoms) - 1} THEN {EVENT_TYPE} END AS other_type "
+        f"CREATE OR REPLACE TEMP TABLE ev AS SELECT {LEAD_ID}, t, k, "
+        f"{_group_case(_recency_groups(catalog, atoms), len(atoms))} AS g, prop, "
+        f"CASE WHEN k = {len(atoms) - 1} THEN {EVENT_TYPE} END AS other_type "
+        f"FROM (SELECT {LEAD_ID}, t, {EVENT_TYPE}, {_atom_case(atoms)} AS k, {prop} AS prop "
         f"FROM (SELECT e.{LEAD_ID}, epoch_us(CAST(e.{TS} AS TIMESTAMPTZ)) AS t, e.{EVENT_TYPE}, "
         f"{', '.join(props) or 'NULL AS _none'} FROM {source} e) e "
         f"JOIN (SELECT {LEAD_ID}, max(c) AS cmax FROM spine GROUP BY {LEAD_ID}) last USING ({LEAD_ID}) "
-        "WHERE t < last.cmax"
+        "WHERE t < last.cmax)"
     )
     most = con.execute(f"SELECT max(n) FROM (SELECT count(*) AS n FROM ev GROUP BY {LEAD_ID})").fetchall()[0][0]
     layout = _Layout(tuple(atoms), bits=max(1, int(most or 0).bit_length()))
@@ -436,6 +512,7 @@ def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, has_
     for sql in steps[:-1]:
         con.execute(sql)
     boundaries = int(con.execute("SELECT count(*) FROM bounds").fetchall()[0][0])
+    con.execute("SET preserve_insertion_order = true")  # the final SELECT sorts narrow rows, then projects
     return steps[-1], boundaries
 
 
