@@ -65,6 +65,15 @@ def test_dvc_repro_runs_all_stages_then_is_a_no_op(project_copy):
     page = (root / "reports/explanations.html").read_text()
     assert page.count("<h2>") >= 7 and "data:image/png;base64," in page, "the RevOps report is written"
 
+    broken = root / "broken_leads.parquet"  # a leads file handed to `leadlift score` without its id column
+    pd.read_parquet(root / "data/validated/leads.parquet").drop(columns=["lead_id"]).to_parquet(broken)
+    refused = run([sys.executable, "-m", "pipelines.cli", "score", "--scorer", "artifacts/scorer", "--leads",
+                   str(broken), "--events", "data/validated/events", "--out", "data/rescored/scores.parquet"], root)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "broken_leads.parquet" in said and "'lead_id'" in said, said
+    assert "Traceback" not in said and not (root / "data/rescored/scores.parquet").exists()
+    broken.unlink()
+
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], root)
     assert shown.returncode == 0 and "roc_auc" in shown.stdout, shown.stderr
     plots = run([sys.executable, "-m", "dvc", "plots", "show", "--json"], root)

@@ -23,6 +23,7 @@ from features.io import atomic_path
 from features.snapshots import scoring_spine
 from features.tabular import DataParams, tabular_features
 from features.timeline import latest_event_time, latest_lead_time, resolve_data_end
+from features.validate import ValidateParams, validate_leads
 from models.scorer import LeadScorer, flags
 from pipelines.config import load_section
 from pipelines.console import console, progress
@@ -85,6 +86,9 @@ def main(
         rows = tabular_features(leads, data, as_of, source=str(data.leads))
         spine = rows[[LEAD_ID, CUTOFF]]
     else:
+        if len(leads):  # a leads file given by hand gets the validate stage's checks (an empty base scores empty)
+            checks = load_section(params_path, "validate", ValidateParams)
+            leads, _ = validate_leads(leads, source=str(leads_in), now=pd.Timestamp.now(tz="UTC"), params=checks)
         as_of = resolve_as_of(as_of_text, leads, events_glob)
         catalog = build_catalog(features.windows, discover_attributes(leads))
         scorer.check_catalog(catalog.version)
