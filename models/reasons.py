@@ -11,8 +11,10 @@ A count can be a reason because it is *low*: the model learns from outcomes that
 (researchers, students) convert less, so few blog visits raise a lead's chance. Said plainly that
 would read "Viewed blog posts 8 times so far" as a reason to call, which is backwards. The book keeps
 the direction of each feature's learned effect (``with_effects``, from the model's contributions on
-training rows), and where a contribution goes against it the sentence says so: "Viewed blog posts
-only 8 times so far".
+training rows), and where a contribution goes against it with a value under the level where the
+effect works (``only_below``) the sentence says so: "Viewed blog posts only 8 times so far". A value
+above that level that still raises the score (a non-monotone effect, such as sales recycles) gets the
+plain sentence.
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ class ReasonBook:
     effects: tuple[int, ...] = ()
     """Per model feature, which way its learned effect goes (+1: more raises the score, -1: more lowers
     it, 0: no clear direction); empty when not learned (see ``with_effects``)."""
+    only_below: tuple[float, ...] = ()
+    """Per model feature, the value under which a reason against its effect reads "only": the median
+    of the feature over training rows where it works *with* its effect (heavy blog reading that lowers
+    the score). "Viewed blog posts only 8 times" fits a lead under that level; a lead far above it
+    whose value still raises the score (a non-monotone effect) gets the plain sentence. Empty: every
+    such reason says "only"."""
     groups: tuple[str, ...] = field(init=False)
     _group_of: np.ndarray = field(init=False, repr=False)
 
@@ -75,7 +83,8 @@ class ReasonBook:
     def with_effects(self, values: pd.DataFrame, contributions: np.ndarray, min_corr: float = 0.3) -> ReasonBook:
         """A copy that knows the direction of each feature's effect, from the model's ``contributions``
         ``(n, features)`` on ``values`` (training rows)."""
-        return replace(self, effects=learned_effects(self.features, values, contributions, min_corr))
+        effects = learned_effects(self.features, values, contributions, min_corr)
+        return replace(self, effects=effects, only_below=only_below(self.features, values, contributions, effects))
 
     @property
     def names(self) -> list[str]:
@@ -134,19 +143,34 @@ class ReasonBook:
         rows, key = rows[order], key[order]
         edges = np.flatnonzero(np.diff(key)) + 1
         for start, stop in zip(np.r_[0, edges], np.r_[edges, len(rows)]):
-            j, low = int(key[start] // 2), bool(key[start] % 2)
+            j, against = int(key[start] // 2), bool(key[start] % 2)
             decl = self.features[j]
             run = rows[start:stop]
-            codes, uniques = pd.factorize(values[decl.name].iloc[run], use_na_sentinel=True)
-            rendered = np.empty(len(uniques) + 1, dtype=object)
-            for u, value in enumerate(uniques):
-                text = memo.get((j, low, value))
-                if text is None:
-                    text = memo[(j, low, value)] = decl.describe(value, low=low)
-                rendered[u] = text
-            rendered[-1] = decl.describe(None)
-            out[run] = rendered[codes]  # code -1 (missing) takes the last entry
+            column = values[decl.name].iloc[run]
+            if against and self.only_below:
+                x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+                below = x < self.only_below[j]  # NaN and values at or above the level: plain sentence
+                parts = [(run[below], column.iloc[np.flatnonzero(below)], True),
+                         (run[~below], column.iloc[np.flatnonzero(~below)], False)]
+            else:
+                parts = [(run, column, against)]
+            for part, part_values, low in parts:
+                if len(part):
+                    out[part] = self._render(decl, j, low, part_values, memo)
         return out
+
+    def _render(self, decl: Feature, j: int, low: bool, column: pd.Series,
+                memo: dict[tuple[int, bool, object], str]) -> np.ndarray:
+        """The sentence of each value in ``column`` (rendered once per distinct value)."""
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        rendered = np.empty(len(uniques) + 1, dtype=object)
+        for u, value in enumerate(uniques):
+            text = memo.get((j, low, value))
+            if text is None:
+                text = memo[(j, low, value)] = decl.describe(value, low=low)
+            rendered[u] = text
+        rendered[-1] = decl.describe(None)
+        return rendered[codes]  # code -1 (missing) takes the last entry
 
     def global_importance(self, contributions: np.ndarray) -> pd.Series:
         """Mean |contribution| per group over the rows, largest first (the global drivers)."""
@@ -181,6 +205,24 @@ def learned_effects(
         rc = pd.Series(c[keep]).rank().to_numpy()
         corr = float(np.corrcoef(rx, rc)[0, 1])
         out.append(int(np.sign(corr)) if abs(corr) >= min_corr else 0)
+    return tuple(out)
+
+
+def only_below(
+    features: Sequence[Feature], values: pd.DataFrame, contributions: np.ndarray, effects: Sequence[int]
+) -> tuple[float, ...]:
+    """Per feature with a learned effect: the median of its values over the rows where its contribution
+    has the effect's sign (more blog reading, lower score: the rows it lowers); +inf where there is
+    no effect or no such row (every reason against the effect then says "only")."""
+    out = []
+    for j, f in enumerate(features):
+        e = effects[j] if j < len(effects) else 0
+        if e == 0 or f.name not in values.columns:
+            out.append(float("inf"))
+            continue
+        x = pd.to_numeric(values[f.name], errors="coerce").to_numpy(dtype=float)
+        working = np.isfinite(x) & (np.sign(contributions[:, j]) == e)
+        out.append(float(np.median(x[working])) if working.any() else float("inf"))
     return tuple(out)
 
 

@@ -101,3 +101,21 @@ def test_fused_ranking_matches_the_plain_definition_including_ties():
     for r in np.flatnonzero(sums[rows, first] > 0)[:200]:
         decl = book.features[rep[r, first[r]]]
         assert out["reason_1"].iloc[r] == decl.describe(values[decl.name].iloc[r])
+
+
+def test_only_is_said_for_low_values_not_for_high_ones_that_still_raise_the_score():
+    """A non-monotone effect: a lead far above the level where blog reading lowers the score, whose
+    contribution is still positive, gets the plain sentence, not "only 35 times"."""
+    values, contrib = _training()
+    book = _book().with_effects(values, contrib)
+    j = NAMES.index("page_view_blog_count_all")
+    level = book.only_below[j]
+    heavy = values["page_view_blog_count_all"][contrib[:, 0] < 0]
+    assert book.effects[j] == -1 and level == float(np.median(heavy))
+    lead = pd.DataFrame({"page_view_blog_count_all": [2.0, 35.0], "demo_request_count_90d": [0.0, 0.0],
+                         "days_since_last_demo_request": [np.nan, np.nan], "industry": ["software"] * 2})
+    shap = np.array([[0.8, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0]])
+    out = book.explain(lead, shap)
+    assert 2.0 < level < 35.0
+    assert out.loc[0, "reason_1"] == "Viewed blog posts only twice so far"
+    assert out.loc[1, "reason_1"] == "Viewed blog posts 35 times so far"

@@ -125,7 +125,7 @@ def test_the_scorer_knows_which_way_its_features_work(trained_scorer, simulated_
     assert 1 in {effects[n] for n in ("high_intent_count_all", "demo_request_count_all", "demo_request_count_90d")}
     assert effects["page_view_careers_count_all"] == -1, "job seekers: careers-page visits lower the odds"
     # Where a signal is the top reason, the sentence says "only" exactly when its member goes against
-    # the member's learned effect.
+    # the member's learned effect with a value under the level where that effect works.
     frame = _recent(simulated_snapshots[2], 4000)
     contrib = scorer.contributions(frame)[scorer.features].to_numpy()
     sums, rep = book.grouped(contrib)
@@ -137,7 +137,8 @@ def test_the_scorer_knows_which_way_its_features_work(trained_scorer, simulated_
         f = book.features[member]
         if f.low is None or frame[f.name].iloc[i] == 0:
             continue
-        assert (" only " in out["reason_1"].iloc[i]) == (book.effects[member] == -1), out["reason_1"].iloc[i]
+        low = book.effects[member] == -1 and frame[f.name].iloc[i] < book.only_below[member]
+        assert (" only " in out["reason_1"].iloc[i]) == low, out["reason_1"].iloc[i]
         checked += 1
     assert checked > 20
     assert out["reason_1"].str.contains(" only ").any(), "some low counts are reasons on this base"
