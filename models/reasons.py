@@ -232,21 +232,29 @@ def only_below(
 # keeps it a small share of the TreeSHAP time.
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_groups(contrib: np.ndarray, i: int, group_of: np.ndarray, sums: np.ndarray, rep: np.ndarray,
+                best: np.ndarray) -> None:
+    """Row ``i``'s group sums into ``sums`` and each group's largest |member| (first on ties) into ``rep``."""
+    sums[:] = 0.0
+    best[:] = -1.0
+    for j in range(contrib.shape[1]):
+        g = group_of[j]
+        c = contrib[i, j]
+        sums[g] += c
+        if abs(c) > best[g]:
+            best[g] = abs(c)
+            rep[g] = j
+
+
 @numba.njit(cache=True, nogil=True)
 def _group_sums(contrib: np.ndarray, group_of: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    n, p = contrib.shape
+    n = contrib.shape[0]
     sums = np.zeros((n, n_groups))
     rep = np.zeros((n, n_groups), dtype=np.int64)
-    best = np.full(n_groups, -1.0)
+    best = np.empty(n_groups)
     for i in range(n):
-        best[:] = -1.0
-        for j in range(p):
-            g = group_of[j]
-            c = contrib[i, j]
-            sums[i, g] += c
-            if abs(c) > best[g]:
-                best[g] = abs(c)
-                rep[i, g] = j
+        _row_groups(contrib, i, group_of, sums[i], rep[i], best)
     return sums, rep
 
 
@@ -257,23 +265,15 @@ def _rank_groups(
     """Per row: the ``k`` groups with the largest sums (ties: the earlier group first, as a stable
     sort), then the group with the smallest sum (the first on ties) in column ``k``; their sums and
     their largest members (``-1`` where there are fewer than ``k`` groups)."""
-    n, p = contrib.shape
+    n = contrib.shape[0]
     top_group = np.full((n, k + 1), -1, dtype=np.int64)
     top_sum = np.zeros((n, k + 1))
     top_rep = np.zeros((n, k + 1), dtype=np.int64)
     sums = np.zeros(n_groups)
-    best = np.full(n_groups, -1.0)
+    best = np.empty(n_groups)
     rep = np.zeros(n_groups, dtype=np.int64)
     for i in range(n):
-        sums[:] = 0.0
-        best[:] = -1.0
-        for j in range(p):
-            g = group_of[j]
-            c = contrib[i, j]
-            sums[g] += c
-            if abs(c) > best[g]:
-                best[g] = abs(c)
-                rep[g] = j
+        _row_groups(contrib, i, group_of, sums, rep, best)
         filled = 0
         low = 0
         for g in range(n_groups):
