@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import shap
 
-from benchmarks.measure import PeakMemory, cpu_seconds, median, stopwatch
+from benchmarks.measure import PeakMemory, cpu_seconds, median, rate, stopwatch
 from features.catalog import build_catalog, discover_attributes
 from features.contract import CUTOFF, LABEL, LEAD_ID
 from models.calibration import CalibrationParams, calibrate
@@ -72,9 +72,6 @@ def build_scorer(snapshots: pd.DataFrame, leads: pd.DataFrame, windows: list[int
     return with_learned_effects(scorer, train), train
 
 
-def _rate(rows: int, seconds: float) -> float:
-    return rows / seconds if seconds > 0 else float("inf")
-
 
 def run(snapshots_path: Path, leads_path: Path, windows: list[int], rows: int = 1_000_000, repeats: int = 3,
         contrib_sample: int = 20_000, shap_sample: int = 2_000) -> dict[str, Any]:
@@ -114,9 +111,9 @@ def run(snapshots_path: Path, leads_path: Path, windows: list[int], rows: int = 
         reference = explainer.shap_values(matrix[:shap_sample])
     reference = reference[1] if isinstance(reference, list) else reference
     ours = scorer.contributions(shap_rows)[scorer.features].to_numpy()
-    rate = _rate(len(frame), median(seconds))
-    contrib_rate = _rate(len(contrib_rows), t_contrib["seconds"])
-    shap_rate = _rate(shap_sample, t_shap["seconds"])
+    score_rate = rate(len(frame), median(seconds))
+    contrib_rate = rate(len(contrib_rows), t_contrib["seconds"])
+    shap_rate = rate(shap_sample, t_shap["seconds"])
     tiers = out["tier"].value_counts().to_dict()
     example = out.loc[out["tier"] == "hot"].head(1)
     return {
@@ -132,13 +129,13 @@ def run(snapshots_path: Path, leads_path: Path, windows: list[int], rows: int = 
         "warm_up_seconds": round(t_warm["seconds"], 1),
         "score_seconds": [round(s, 2) for s in seconds],
         "score_cpu_seconds": [round(c, 1) for c in cpu],
-        "score_rows_per_s": round(rate),
-        "predict_rows_per_s": round(_rate(len(frame), median(predict_s))),
+        "score_rows_per_s": round(score_rate),
+        "predict_rows_per_s": round(rate(len(frame), median(predict_s))),
         "pred_contrib_rows_per_s": round(contrib_rate),
         "shap_tree_explainer_rows_per_s": round(shap_rate),
-        "ratio_vs_pred_contrib": round(rate / contrib_rate, 1),
-        "ratio_vs_shap_tree_explainer": round(rate / shap_rate, 1),
-        "share_of_plain_predict": round(rate / _rate(len(frame), median(predict_s)), 3),
+        "ratio_vs_pred_contrib": round(score_rate / contrib_rate, 1),
+        "ratio_vs_shap_tree_explainer": round(score_rate / shap_rate, 1),
+        "share_of_plain_predict": round(score_rate / rate(len(frame), median(predict_s)), 3),
         "peak_memory_gib": round(memory.gib, 2),
         "max_abs_diff_vs_shap_tree_explainer": float(np.abs(ours - reference).max()),
         "max_abs_diff_raw_score": float(np.abs(out["raw_score"].to_numpy() - raw).max()),

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import shap
 
-from benchmarks.measure import PeakMemory, median, repeat, stopwatch
+from benchmarks.measure import PeakMemory, median, rate, repeat, stopwatch
 from models.treeshap import TreeShap
 
 N_COUNTS, N_RECENCY, N_CATS = 80, 12, 8
@@ -45,8 +45,8 @@ def lead_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     X = np.empty((n, N_COUNTS + N_RECENCY + N_CATS), dtype=np.float32)
     for j in range(N_COUNTS):
         active = rng.random(n) < rng.uniform(0.2, 0.8)
-        rate = engagement * rng.uniform(0.1, 3.0) * active * rng.pareto(2.5, n).clip(0, 20)
-        X[:, j] = rng.poisson(rate)
+        lam = engagement * rng.uniform(0.1, 3.0) * active * rng.pareto(2.5, n).clip(0, 20)
+        X[:, j] = rng.poisson(lam)
     for j in range(N_RECENCY):
         days = np.floor(rng.exponential(30 / (0.2 + engagement)))
         days[rng.random(n) < np.clip(0.7 - 0.3 * engagement, 0.05, 0.95)] = np.nan  # never
@@ -121,19 +121,16 @@ def bank_marketing(repeats: int, contrib_sample: int = 5_000) -> dict[str, Any]:
     with stopwatch() as t_contrib:
         reference = booster.predict(sample, pred_contrib=True, num_threads=THREADS)
     contrib_cpu = _cpu() - cpu0
-    ours_rate, contrib_rate = _rate(len(X), median(ours_s)), _rate(len(sample), t_contrib["seconds"])
+    ours_rate, contrib_rate = rate(len(X), median(ours_s)), rate(len(sample), t_contrib["seconds"])
     return {"rows": len(X), "features": X.shape[1], "trees": booster.num_trees(),
             "treeshap_rows_per_s": round(ours_rate), "pred_contrib_rows_per_s": round(contrib_rate),
             "ratio_vs_pred_contrib": round(ours_rate / contrib_rate, 1),
-            "rows_per_cpu_second": {"treeshap": round(_rate(len(X), ours_cpu)),
-                                    "pred_contrib": round(_rate(len(sample), contrib_cpu))},
+            "rows_per_cpu_second": {"treeshap": round(rate(len(X), ours_cpu)),
+                                    "pred_contrib": round(rate(len(sample), contrib_cpu))},
             "max_abs_diff_vs_pred_contrib": float(np.abs(ours[:len(sample)] - reference).max()),
             "distinct_patterns_per_chunk": pattern_ratios(explainer, X[: -(-min(len(X), explainer.batch_rows)
                                                                          // THREADS)])}
 
-
-def _rate(rows: int, seconds: float) -> float:
-    return rows / seconds if seconds > 0 else float("inf")
 
 
 def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
@@ -172,9 +169,9 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
     ratios = pattern_ratios(explainer, chunk)
     values = values[1] if isinstance(values, list) else values
     raw = booster.predict(sample, raw_score=True, num_threads=THREADS)
-    ours_rate = _rate(rows, median(ours_s))
-    contrib_rate = _rate(len(sample), t_contrib["seconds"])
-    shap_rate = _rate(shap_sample, t_shap["seconds"])
+    ours_rate = rate(rows, median(ours_s))
+    contrib_rate = rate(len(sample), t_contrib["seconds"])
+    shap_rate = rate(shap_sample, t_shap["seconds"])
     return {
         "rows": rows,
         "repeats": repeats,
@@ -190,7 +187,7 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
         "treeshap_jit_compile_seconds": round(t_compile["seconds"], 2),
         "treeshap_build_seconds": round(t_build["seconds"], 2),
         "treeshap_table_mib": round(explainer.model.tables.nbytes / 2**20, 1),
-        "predict_rows_per_s": round(_rate(rows, median(predict_s))),
+        "predict_rows_per_s": round(rate(rows, median(predict_s))),
         "pred_contrib_rows_per_s": round(contrib_rate),
         "pred_contrib_sample_rows": len(sample),
         "shap_tree_explainer_rows_per_s": round(shap_rate),
@@ -200,10 +197,10 @@ def run(rows: int = 1_000_000, repeats: int = 3, contrib_sample: int = 20_000,
         "cpu_seconds_per_run": {"treeshap": round(ours_cpu, 1), "predict": round(predict_cpu, 1),
                                 "pred_contrib_sample": round(contrib_cpu, 1),
                                 "shap_sample": round(shap_cpu, 1)},
-        "rows_per_cpu_second": {"treeshap": round(_rate(rows, ours_cpu)),
-                                "predict": round(_rate(rows, predict_cpu)),
-                           "pred_contrib": round(_rate(len(sample), contrib_cpu)),
-                           "shap_tree_explainer": round(_rate(shap_sample, shap_cpu))},
+        "rows_per_cpu_second": {"treeshap": round(rate(rows, ours_cpu)),
+                                "predict": round(rate(rows, predict_cpu)),
+                           "pred_contrib": round(rate(len(sample), contrib_cpu)),
+                           "shap_tree_explainer": round(rate(shap_sample, shap_cpu))},
         "distinct_patterns_per_chunk": ratios,
         "target_rows_per_s": 20_000,
         "ratio_vs_pred_contrib": round(ours_rate / contrib_rate, 1),

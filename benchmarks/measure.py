@@ -76,6 +76,11 @@ def repeat(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
     return seconds, result
 
 
+def rate(rows: int, seconds: float) -> float:
+    """Rows per second (inf for a run too short to time)."""
+    return rows / seconds if seconds > 0 else float("inf")
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
