@@ -173,7 +173,18 @@ def booster_params(params: LGBMParams, overrides: Mapping[str, Any] | None = Non
     }
 
 
-class LGBMScorer(ClassifierMixin, BaseEstimator):
+class LogOddsMixin:
+    """``predict_proba`` and ``predict`` of a binary model from its ``decision_function`` (log-odds)."""
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(np.int8)
+
+
+class LGBMScorer(LogOddsMixin, ClassifierMixin, BaseEstimator):
     """A trained booster plus its ``FeatureSpec``, usable wherever scikit-learn expects a classifier.
 
     It is built by ``fit_lgbm``/``search_lgbm`` (or ``fit``) and then only predicts; wrap it in
@@ -208,13 +219,6 @@ class LGBMScorer(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw score (log-odds) of each row."""
         return self.booster_.predict(self.spec_.matrix(X), raw_score=True, num_threads=self._threads())
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1.0 - p, p])
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.decision_function(X) > 0).astype(np.int8)
 
     def _threads(self) -> int:
         return self.params.num_threads if self.params is not None else 0

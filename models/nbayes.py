@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from features.contract import LABEL
-from models.lgbm import FeatureSpec, as_float, as_labels
+from models.lgbm import FeatureSpec, LogOddsMixin, as_float, as_labels
 
 
 class NaiveBayesParams(BaseModel):
@@ -96,7 +96,7 @@ def _terms(slots: np.ndarray, y: np.ndarray, n_slots: int, alpha: float) -> np.n
     return np.log(probs[1]) - np.log(probs[0])
 
 
-class NaiveBayesScorer(ClassifierMixin, BaseEstimator):
+class NaiveBayesScorer(LogOddsMixin, ClassifierMixin, BaseEstimator):
     """The fitted additive model; the same face as ``LGBMScorer`` (``spec_``, ``decision_function``,
     ``predict_proba``) plus ``matrix`` and ``contributions`` for exact reason codes."""
 
@@ -154,13 +154,6 @@ class NaiveBayesScorer(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw score (log-odds) of each row."""
         return self.contributions(self.matrix(X)).sum(axis=1)
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1.0 - p, p])
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (self.decision_function(X) > 0).astype(np.int8)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "tables_")
