@@ -170,15 +170,19 @@ class Feature:
     low: str | None = None
     """The template when the value is a reason *because it is low* ("Viewed blog posts only twice so far":
     the model learned that heavy blog readers convert less); the reason book decides when."""
+    earlier: str | None = None
+    """The template of a recency as a reason *for* a lead when it is long past ("Chatted with the team
+    before (last time 178 days ago)"): what raises the score then is that it happened at all, which
+    "Last chatted with the team 178 days ago" does not say; the reason book decides when."""
     value_text: tuple[tuple[str, str], ...] = ()
     label: str = ""
     dtype: Literal["int32", "float32", "float64", "string"] = "float32"
     example: Any = field(default=None, compare=False)
     """A value to show in the documentation (not part of the catalog version)."""
 
-    def describe(self, value: Any, *, low: bool = False) -> str:
+    def describe(self, value: Any, *, low: bool = False, earlier: bool = False) -> str:
         """The plain-language sentence for ``value`` of this feature (``low``: said as "only ..." where the
-        declaration has a ``low`` template)."""
+        declaration has a ``low`` template; ``earlier``: as a past fact where it has an ``earlier`` one)."""
         if _is_missing(value):
             return self.missing or f"{self.label or _label(self.name)}: not known"
         if self.categorical:
@@ -188,7 +192,11 @@ class Feature:
         x = float(value)
         if x == 0 and self.zero is not None:
             return self.zero
-        template = self.low if low and self.low is not None else self.description
+        template = self.description
+        if low and self.low is not None:
+            template = self.low
+        elif earlier and self.earlier is not None:
+            template = self.earlier
         return template.format(
             value=x, num=_tidy(x), times=_times(x), ago=_ago(x), period=_period(self.window),
             window=self.window, label=self.label,
@@ -471,6 +479,7 @@ def _recency_features() -> list[Feature]:
         out.append(Feature(
             name=f"days_since_last_{key}", kind=Kind.RECENCY, events=filters[key], unit="days",
             direction=direction, description=phrase + " {ago}",
+            earlier=_words(key)[0] + " before (last time {ago})" if phrase.startswith("Last ") else None,
             missing=_NEVER.get(key, f"{_words(key)[0]}: never"),
         ))
     return out

@@ -30,6 +30,11 @@ from features.catalog import Catalog, Feature, Kind, signal_label
 
 REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
 RISK_COLUMN = "risk_1"
+RECENT_DAYS = 30.0  # a recency further back than this, as a reason for a lead, is said as a past fact
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
 
 
 def group_key(feature: Feature) -> str:
@@ -113,7 +118,7 @@ class ReasonBook:
         k = n_reasons  # with fewer signal groups than slots, the last slots stay empty (group -1)
         top_group, top_sum, top_rep = _rank_groups(self._checked(contributions), self._group_of, len(self.groups), k)
         out: dict[str, np.ndarray] = {}
-        memo: dict[tuple[int, bool, object], str] = {}
+        memo: dict[tuple[int, bool, bool, object], str] = {}
         slots = [(f"reason_{i + 1}", i, +1) for i in range(k)] + [(RISK_COLUMN, k, -1)]
         for name, i, sign in slots:
             shap = top_sum[:, i]
@@ -124,14 +129,16 @@ class ReasonBook:
 
     def _sentences(
         self, values: pd.DataFrame, feature: np.ndarray, valid: np.ndarray, sign: int,
-        memo: dict[tuple[int, bool, object], str] | None = None,
+        memo: dict[tuple[int, bool, bool, object], str] | None = None,
     ) -> np.ndarray:
-        """Render each row's sentence once per distinct (feature, value, low): counts repeat a lot.
+        """Render each row's sentence once per distinct (feature, value, wording): counts repeat a lot.
 
         ``sign`` is the slot's (+1 reasons, -1 the risk): against the feature's learned effect, the
-        value is a reason because it is low, and the sentence says "only". ``memo`` keeps rendered
-        sentences across the slots of one ``explain`` call. Rows are sorted once by (feature, low), so
-        each run of rows is one slice, not a pass over all rows per feature."""
+        value is a reason because it is low, and the sentence says "only". A recency more than
+        ``RECENT_DAYS`` past that is a reason *for* the lead is said as a past fact ("Chatted with the
+        team before (last time 178 days ago)"): what raises the score is that it happened at all.
+        ``memo`` keeps rendered sentences across the slots of one ``explain`` call. Rows are sorted once
+        by (feature, low), so each run of rows is one slice, not a pass over all rows per feature."""
         out = np.full(len(values), "", dtype=object)
         memo = {} if memo is None else memo
         effects = np.asarray(self.effects, dtype=np.int64) if self.effects else np.zeros(len(self.features), np.int64)
@@ -148,26 +155,28 @@ class ReasonBook:
             run = rows[start:stop]
             column = values[decl.name].iloc[run]
             if against and self.only_below:
-                x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-                below = x < self.only_below[j]  # NaN and values at or above the level: plain sentence
+                below = _numbers(column) < self.only_below[j]  # NaN and values at or above the level: plain
                 parts = [(run[below], column.iloc[np.flatnonzero(below)], True),
                          (run[~below], column.iloc[np.flatnonzero(~below)], False)]
             else:
                 parts = [(run, column, against)]
             for part, part_values, low in parts:
-                if len(part):
-                    out[part] = self._render(decl, j, low, part_values, memo)
+                past = (_numbers(part_values) > RECENT_DAYS) if sign > 0 and decl.earlier is not None \
+                    else np.zeros(len(part), dtype=bool)
+                for pick, earlier in ((~past, False), (past, True)):
+                    if pick.any():
+                        out[part[pick]] = self._render(decl, j, low, earlier, part_values.iloc[np.flatnonzero(pick)], memo)
         return out
 
-    def _render(self, decl: Feature, j: int, low: bool, column: pd.Series,
-                memo: dict[tuple[int, bool, object], str]) -> np.ndarray:
+    def _render(self, decl: Feature, j: int, low: bool, earlier: bool, column: pd.Series,
+                memo: dict[tuple[int, bool, bool, object], str]) -> np.ndarray:
         """The sentence of each value in ``column`` (rendered once per distinct value)."""
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         rendered = np.empty(len(uniques) + 1, dtype=object)
         for u, value in enumerate(uniques):
-            text = memo.get((j, low, value))
+            text = memo.get((j, low, earlier, value))
             if text is None:
-                text = memo[(j, low, value)] = decl.describe(value, low=low)
+                text = memo[(j, low, earlier, value)] = decl.describe(value, low=low, earlier=earlier)
             rendered[u] = text
         rendered[-1] = decl.describe(None)
         return rendered[codes]  # code -1 (missing) takes the last entry

@@ -119,3 +119,17 @@ def test_only_is_said_for_low_values_not_for_high_ones_that_still_raise_the_scor
     assert 2.0 < level < 35.0
     assert out.loc[0, "reason_1"] == "Viewed blog posts only twice so far"
     assert out.loc[1, "reason_1"] == "Viewed blog posts 35 times so far"
+
+
+def test_a_long_past_recency_as_a_reason_reads_as_a_past_fact():
+    """"Last chatted with the team 178 days ago" as a reason to call reads backwards: what raises the
+    score is that the lead chatted at all. Past RECENT_DAYS it says so; recent ones and risks read plainly."""
+    catalog = build_catalog([7, 30, 90], [])
+    book = ReasonBook.from_catalog(catalog, ["days_since_last_chat", "page_view_blog_count_all"])
+    lead = pd.DataFrame({"days_since_last_chat": [178.0, 3.0, 178.0], "page_view_blog_count_all": [1.0, 1.0, 1.0]})
+    shap = np.array([[0.7, 0.0], [0.7, 0.0], [-0.7, 0.1]])
+    out = book.explain(lead, shap)
+    assert out.loc[0, "reason_1"] == "Chatted with the team before (last time 178 days ago)"
+    assert out.loc[1, "reason_1"] == "Last chatted with the team 3 days ago"
+    assert out.loc[2, "risk_1"] == "Last chatted with the team 178 days ago"
+    assert catalog["days_since_last_demo_request"].earlier is None  # "Requested a demo 178 days ago" is a past fact already
