@@ -76,12 +76,16 @@ class ParsedTimestamps(NamedTuple):
     """Some values had no time zone and were read as UTC."""
 
 
+_HAS_YEAR = r"\d{4}|\b\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2}\b"  # 2024, or a short date such as 03/13/24
+
+
 def parse_timestamps(raw: pd.Series) -> ParsedTimestamps:
     """Parse a column of timestamps (datetime or text) to UTC microseconds.
 
     Text is tried as ISO 8601 first (vectorised, fast), then the remaining values one by one
-    in any common form (``format="mixed"``; month first for ``01/02/2024``). Empty strings are
-    missing values. Numbers are not accepted: epoch units are ambiguous.
+    in any common form (``format="mixed"``; month first for ``01/02/2024``) that names a year: a
+    value such as "13th of March" would otherwise be given the current year silently. Empty strings
+    are missing values. Numbers are not accepted: epoch units are ambiguous.
     """
     index = raw.index
     none_bad = pd.Series(False, index=index)
@@ -99,7 +103,7 @@ def parse_timestamps(raw: pd.Series) -> ParsedTimestamps:
     text = raw.astype("str").str.strip()
     text = text.mask(text == "")
     values = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    rest = values.isna() & text.notna()
+    rest = values.isna() & text.notna() & text.str.contains(_HAS_YEAR, regex=True).fillna(False).astype(bool)
     if rest.any():
         values = values.mask(rest, pd.to_datetime(text[rest], format="mixed", utc=True, errors="coerce"))
     values = values.dt.as_unit(TIME_UNIT)

@@ -190,6 +190,24 @@ def test_bad_dates_give_row_numbers_and_a_sample():
     assert "row 3: signup='2024-13-45'" in msg and "row 5: signup='soon'" in msg and "crm.csv" in msg
 
 
+def test_a_date_without_a_year_is_not_given_one():
+    """"13th of March" would parse with the current year: it is an error, not a silent guess."""
+    frame = pd.DataFrame({"signup": ["01/10/24", *[f"2024-01-0{d}" for d in range(1, 9)], "13th of March"]})
+    with pytest.raises(DataContractError) as err:
+        infer_types(frame, source="crm.csv")
+    msg = str(err.value)
+    assert "row 10: signup='13th of March'" in msg and "row 1:" not in msg
+
+
+def test_the_date_axis_may_be_a_column_named_like_the_contract(tmp_path):
+    """mapping.date pointing at a column called created_at (a contract name) is the split axis."""
+    frame = pd.DataFrame({"created_at": [f"2024-0{m}-01" for m in range(1, 10)] * 4,
+                          "x": np.arange(36.0), "y": ["yes", "no", "no", "no"] * 9})
+    snap, report = tabular_snapshots(frame, _params(outcome="y", date="created_at"))
+    assert report["split"] == "out_of_time" and "created_at" in report["split_reason"]
+    assert snap[CUTOFF].min() == pd.Timestamp("2024-01-01", tz="UTC")
+
+
 # --- outcome -------------------------------------------------------------------------------------
 
 
