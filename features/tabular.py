@@ -592,6 +592,8 @@ def _time_axis(
     m: LeadMapping, converted: dict[str, pd.Series], types: dict[str, ColumnType], timezone: str
 ) -> tuple[str | None, Literal["date", "row_order", "none"]]:
     if m.date is not None:
+        if m.date in converted:  # the date column has a contract name (created_at, mql_at): parsed already
+            return m.date, "date"
         if types.get(m.date) != "date":
             raise DataContractError("leads", f"mapping.date '{m.date}' does not hold dates", column=m.date,
                                     expected=TIMESTAMP_EXPECTED)
