@@ -149,8 +149,11 @@ class NaiveBayesScorer(LogOddsMixin, ClassifierMixin, BaseEstimator):
         if len(np.unique(y)) < 2:
             raise ValueError("naive Bayes needs both classes in its training rows")
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        if w.shape != y.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w[y == 1].sum() <= 0 or w[y == 0].sum() <= 0:
-            raise ValueError("sample_weight must be one finite, non-negative weight per row, positive in each class")
+        valid = w.shape == y.shape and bool(np.all(np.isfinite(w))) and not np.any(w < 0)
+        if not valid or w[y == 1].sum() <= 0 or w[y == 0].sum() <= 0:
+            raise ValueError(
+                "sample_weight must be one finite, non-negative weight per row, positive in each class"
+            )
         spec = FeatureSpec.infer(X, list(X.columns), params.max_levels)
         numeric = spec.numeric if params.numeric_bins > 0 else ()
         self.spec_ = FeatureSpec(numeric, spec.categorical, spec.levels)
@@ -242,7 +245,9 @@ def select_columns(
         raise ValueError("select_columns needs naive_bayes.select backward or forward")
     y = validation[LABEL].to_numpy()
     if len(np.unique(y)) < 2:
-        raise ValueError("the validation part has a single class; naive Bayes columns cannot be selected on it")
+        raise ValueError(
+            "the validation part has a single class; naive Bayes columns cannot be selected on it"
+        )
     model = fit_naive_bayes(train, features, params)
     names = [t.name for t in model.tables_]
     terms = model.contributions(model.matrix(validation))[:, :-1]

@@ -199,7 +199,9 @@ def train_all(
     main, selection = choose_candidate(fitted, parts.calibration)
     scorer, trials, best = fitted[main]
     if params.final_refit:
-        calibrated, choice, best_f1, refit = refit_with_cross_fit(main, parts, family_features[main], params, best)
+        calibrated, choice, best_f1, refit = refit_with_cross_fit(
+            main, parts, family_features[main], params, best
+        )
         scorer = base_model(calibrated)
     else:
         calibrated, choice = calibrate(scorer, parts.calibration, params.calibration)
