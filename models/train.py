@@ -10,6 +10,10 @@ the additive model of ``models/nbayes.py``): each is fitted on the train part an
 best ROC AUC on the calibration part becomes the main model, so the choice never sees the test.
 ``train.final_refit`` then refits it on train + calibration, with its calibration map learnt from
 time-ordered out-of-fold scores of the calibration part (``models/calibration.py``).
+With ``train.naive_bayes.select`` the naive Bayes columns are chosen first, also on the calibration
+part (fitted on the train part; ``models/nbayes.py: select_columns``), and the family comparison and
+the refit use the chosen columns. The calibration figures of that family are then in-sample for the
+selection (``metrics.json: model.column_selection`` says so); the test never is.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from models.guards import (
     feature_columns,
 )
 from models.lgbm import FeatureSpec, LGBMParams, LGBMScorer, Trial, fit_lgbm, search_lgbm
-from models.nbayes import NaiveBayesParams, NaiveBayesScorer, fit_naive_bayes
+from models.nbayes import NaiveBayesParams, NaiveBayesScorer, fit_naive_bayes, select_columns
 from models.metrics import TOP_FRACTIONS, band, binary_metrics, curve_tables, ece, slice_metrics
 from models.plots import curve_figures
 from models.scorer import FlagParams
@@ -183,14 +187,21 @@ def train_all(
             f"points rules name columns the snapshots lack (scored 0): {', '.join(points.missing_columns_)}"
         )
     logreg = fit_logreg(parts.train, features, params.logreg)
+    family_features = {name: features for name in params.candidates}
+    columns = None
+    if "naive_bayes" in params.candidates and params.naive_bayes.select != "none":
+        columns = select_columns(parts.train, parts.calibration, features, params.naive_bayes)
+        family_features["naive_bayes"] = list(columns.kept)
     fitted = {
-        name: fit_candidate(name, parts.train, features, params, on_trial=on_trial)
+        name: fit_candidate(name, parts.train, family_features[name], params, on_trial=on_trial)
         for name in params.candidates
     }
     main, selection = choose_candidate(fitted, parts.calibration)
     scorer, trials, best = fitted[main]
     if params.final_refit:
-        calibrated, choice, best_f1, refit = refit_with_cross_fit(main, parts, features, params, best)
+        calibrated, choice, best_f1, refit = refit_with_cross_fit(
+            main, parts, family_features[main], params, best
+        )
         scorer = base_model(calibrated)
     else:
         calibrated, choice = calibrate(scorer, parts.calibration, params.calibration)
@@ -231,6 +242,10 @@ def train_all(
             "candidates": list(params.candidates),
             "calibration_roc_auc": selection,
             "final_refit": refit,
+            "column_selection": None if columns is None else {
+                **columns.to_dict(), "family": "naive_bayes",
+                "note": "chosen on the calibration part: that family's calibration figures are in-sample for it",
+            },
         },
         "search": search_summary(trials, best, params.lgbm, scorer_lgbm) if best is not None else None,
         "logreg": {

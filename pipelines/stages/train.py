@@ -274,6 +274,18 @@ def _print_summary(result: TrainResult, run_info: dict[str, Any]) -> None:
             f"{m['lift_at_10pct']:.2f}" if m.get("lift_at_10pct") is not None else "-",
         )
     console.print(table)
+    model = result.metrics["model"]
+    if model.get("calibration_roc_auc"):
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in model["calibration_roc_auc"].items())
+        console.print(f"main model {result.main}, chosen on the calibration part (ROC AUC {figures})", highlight=False)
+    columns = model.get("column_selection")
+    if columns:
+        console.print(
+            f"naive Bayes columns chosen on the calibration part ({columns['method']}): kept {len(columns['kept'])}, "
+            f"ROC AUC {columns['start_roc_auc']:.4f} -> {columns['roc_auc']:.4f}; "
+            f"dropped: {', '.join(columns['dropped']) or 'none'}",
+            highlight=False,
+        )
     p = run_info["promotion"]
     verdict = "champion" if p["promote"] else "challenger only"
     console.print(

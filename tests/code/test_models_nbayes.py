@@ -3,9 +3,17 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.naive_bayes import CategoricalNB
 
-from models.nbayes import NaiveBayesParams, bin_edges, fit_naive_bayes
+from models.nbayes import (
+    NaiveBayesParams,
+    NaiveBayesScorer,
+    bin_edges,
+    decay_weights,
+    fit_naive_bayes,
+    select_columns,
+)
 
 
 def _frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -82,3 +90,76 @@ def test_fit_does_not_modify_its_input_and_needs_both_classes():
     pd.testing.assert_frame_equal(frame, before)
     with pytest.raises(ValueError, match="both classes"):
         fit_naive_bayes(frame.assign(label=0), ["channel"], NaiveBayesParams())
+
+
+def _drifting(n: int = 6000, seed: int = 1) -> pd.DataFrame:
+    """Dated rows: ``channel`` and ``age`` drive the label throughout; ``promo``'s effect flips after
+    the first 60 % of rows (a column whose relation to the outcome drifts)."""
+    rng = np.random.default_rng(seed + 1000)  # not the stream that drew the other columns
+    frame = _frame(n, seed).drop(columns="label")
+    promo = rng.random(n) < 0.3
+    late = np.arange(n) >= int(0.6 * n)
+    channel = frame["channel"].fillna("web").to_numpy()
+    logit = -1.5 + 1.5 * (channel == "event") + 0.05 * (frame["age"].fillna(40).to_numpy() - 40)
+    logit = logit + np.where(late, -1.5, 1.5) * promo
+    return frame.assign(
+        promo=pd.Series(np.where(promo, "yes", "no"), dtype=object),
+        noise=pd.Series(rng.choice(list("abcdefgh"), size=n), dtype=object),
+        label=(rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8),
+        cutoff=pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="D"),
+    )
+
+
+def test_decay_weights_halve_every_half_life_of_the_span_and_average_one():
+    times = pd.Series(pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(np.arange(11), unit="D"))
+    w = decay_weights(times, 0.5)  # span 10 days: a half-life of 5 days, so the oldest row weighs 1/4
+    assert w.mean() == pytest.approx(1.0) and w[-1] / w[0] == pytest.approx(4.0)
+    assert w[-1] / w[5] == pytest.approx(2.0) and np.all(np.diff(w) > 0)
+    assert np.allclose(decay_weights(pd.Series([times[0]] * 3), 0.5), 1.0)
+    with pytest.raises(ValueError, match="time"):
+        decay_weights(pd.Series([times[0], pd.NaT]), 0.5)
+
+
+def test_recency_weights_follow_the_recent_relation_and_unit_weights_change_nothing():
+    frame = _drifting()
+    feats = ["channel", "age", "flag", "promo"]
+    plain = fit_naive_bayes(frame, feats, NaiveBayesParams())
+    unit = NaiveBayesScorer(NaiveBayesParams()).fit(frame[feats], frame["label"], np.ones(len(frame)))
+    assert np.allclose(unit.decision_function(frame), plain.decision_function(frame))
+    recent = fit_naive_bayes(frame, feats, NaiveBayesParams(half_life=0.05))
+    yes = pd.DataFrame({"channel": ["web"], "age": [40.0], "flag": [False], "promo": ["yes"]})
+    term = {m: m.contributions(m.matrix(yes))[0, 3] for m in (plain, recent)}
+    assert term[plain] > 0 > term[recent]  # all rows: promo helps (60 % early rows); recent rows: it hurts
+    with pytest.raises(ValueError, match="sample_weight"):
+        NaiveBayesScorer().fit(frame[feats], frame["label"], -np.ones(len(frame)))
+
+
+@pytest.mark.parametrize("method", ["backward", "forward"])
+def test_column_selection_on_validation_leaves_out_the_drifting_column(method):
+    frame = _drifting()
+    train, valid = frame.iloc[:3600], frame.iloc[3600:]
+    before = frame.copy()
+    feats = ["channel", "age", "flag", "promo", "noise"]
+    params = NaiveBayesParams(select=method, select_min_gain=0.002)
+    sel = select_columns(train, valid, feats, params)
+    pd.testing.assert_frame_equal(frame, before)
+    assert {"channel", "age"} <= set(sel.kept) and "promo" in sel.dropped
+    if method == "forward":  # forward never adds a column that does not help; backward keeps what costs little
+        assert "noise" not in sel.kept
+    assert set(sel.kept) | set(sel.dropped) == set(feats) and not set(sel.kept) & set(sel.dropped)
+    aucs = [sel.start_roc_auc, *(r for _, _, r in sel.steps)]
+    assert all(b >= a + 0.002 for a, b in zip(aucs, aucs[1:])) and sel.roc_auc == aucs[-1]
+    # exact: the model refitted on the kept columns scores the validation part as the selection did
+    kept = fit_naive_bayes(train, list(sel.kept), params)
+    assert roc_auc_score(valid["label"], kept.decision_function(valid)) == pytest.approx(sel.roc_auc)
+    full = fit_naive_bayes(train, feats, params)
+    assert sel.roc_auc > roc_auc_score(valid["label"], full.decision_function(valid))
+    assert sel.to_dict()["steps"][0]["step"] == ("drop" if method == "backward" else "add")
+
+
+def test_column_selection_needs_a_method_and_both_classes_in_validation():
+    frame = _drifting()
+    with pytest.raises(ValueError, match="backward or forward"):
+        select_columns(frame, frame, ["channel"], NaiveBayesParams())
+    with pytest.raises(ValueError, match="single class"):
+        select_columns(frame, frame.assign(label=0), ["channel"], NaiveBayesParams(select="backward"))

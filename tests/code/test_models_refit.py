@@ -8,7 +8,7 @@ from sklearn.calibration import CalibratedClassifierCV
 
 from models.calibration import CrossFitCalibrated, base_model, cross_fit_blocks
 from models.lgbm import LGBMParams, LGBMScorer, SearchParams
-from models.nbayes import NaiveBayesScorer
+from models.nbayes import NaiveBayesParams, NaiveBayesScorer
 from models.split import SplitParams
 from models.train import TrainParams, train_all
 
@@ -41,7 +41,8 @@ def test_defaults_keep_lightgbm_trained_on_the_train_part():
     result = train_all(_snapshots(), _params(), horizon_days=0)
     assert result.main == "lightgbm" and isinstance(result.calibrated, CalibratedClassifierCV)
     assert result.metrics["model"] == {"main": "lightgbm", "candidates": ["lightgbm"],
-                                       "calibration_roc_auc": None, "final_refit": None}
+                                       "calibration_roc_auc": None, "final_refit": None,
+                                       "column_selection": None}
     assert set(result.metrics["test"]) == {"lightgbm", "logreg", "points"}
 
 
@@ -112,3 +113,32 @@ def test_candidates_must_be_known_distinct_families():
     for bad in ([], ["lightgbm", "lightgbm"], ["xgboost"]):
         with pytest.raises(ValidationError):
             TrainParams(candidates=bad)
+
+
+def _drifting(n: int = 4000, seed: int = 2) -> pd.DataFrame:
+    """``_snapshots`` plus ``promo``, whose effect on the label flips after the first 60 % of rows."""
+    rng = np.random.default_rng(seed + 1000)  # not the stream that drew the other columns
+    frame = _snapshots(n, seed)
+    promo = rng.random(n) < 0.3
+    late = np.arange(n) >= int(0.6 * n)
+    logit = -2.0 + 1.5 * (frame["channel"] == "event").to_numpy() + 0.05 * (frame["age"].to_numpy() - 40)
+    logit = logit + np.where(late, -2.0, 2.0) * promo
+    return frame.assign(promo=pd.Series(np.where(promo, "yes", "no"), dtype="category"),
+                        label=(rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8))
+
+
+def test_naive_bayes_columns_chosen_on_the_calibration_part_carry_into_the_comparison_and_the_refit():
+    snaps = _drifting()
+    nb = NaiveBayesParams(select="backward")
+    result = train_all(snaps, _params(candidates=["lightgbm", "naive_bayes"], naive_bayes=nb, final_refit=True),
+                       horizon_days=0)
+    columns = result.metrics["model"]["column_selection"]
+    assert columns["family"] == "naive_bayes" and columns["dropped"] == ["promo"]
+    assert columns["kept"] == ["channel", "age"] and columns["roc_auc"] > columns["start_roc_auc"]
+    assert result.metrics["model"]["calibration_roc_auc"]["naive_bayes"] == pytest.approx(columns["roc_auc"])
+    if result.main == "naive_bayes":  # refit on the kept columns only
+        assert sorted(result.scorer.spec_.names) == ["age", "channel"]
+    # logreg and LightGBM keep every column
+    assert "promo" in result.models["logreg"].feature_names_in_
+    plain = train_all(snaps, _params(candidates=["naive_bayes"], final_refit=True), horizon_days=0)
+    assert plain.metrics["model"]["column_selection"] is None and "promo" in plain.scorer.spec_.names

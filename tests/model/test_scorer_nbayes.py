@@ -11,7 +11,7 @@ import pytest
 
 from features.catalog import build_catalog, discover_attributes
 from models.calibration import CrossFitCalibrated
-from models.nbayes import NaiveBayesScorer
+from models.nbayes import NaiveBayesParams, NaiveBayesScorer
 from models.pyfunc import LeadScorerModel
 from models.reasons import ReasonBook
 from models.scorer import LeadScorer, ScorerParams, output_columns, with_learned_effects
@@ -83,3 +83,37 @@ def test_pickled_scorer_and_pyfunc_give_the_same_scores(nb_scorer):
     served = LeadScorerModel(scorer).predict(None, frame.drop(columns=["cutoff", "label"]))
     assert served["lead_id"].tolist() == frame["lead_id"].tolist()
     assert np.allclose(served["probability"], scorer.score(frame)["probability"])
+
+
+def test_a_recency_weighted_model_with_selected_columns_scores_the_full_frame_exactly():
+    """Recency weights and column selection (``train.naive_bayes``) keep the scorer's contract: the frame
+    still carries the dropped column, contributions are exact, reasons come only from the kept columns."""
+    rng = np.random.default_rng(4)
+    n = 5000
+    job = rng.choice(["admin", "retired", "student", "services"], size=n)
+    promo = rng.random(n) < 0.3
+    late = np.arange(n) >= int(0.6 * n)
+    logit = -2.2 + 1.4 * (job == "retired") + 1.0 * (job == "student") + np.where(late, -2.0, 2.0) * promo
+    snaps = pd.DataFrame({
+        "lead_id": np.arange(1, n + 1),
+        "cutoff": pd.Timestamp("2000-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="D"),
+        "label": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8),
+        "job": pd.Series(job, dtype="category"),
+        "promo": pd.Series(np.where(promo, "yes", "no"), dtype="category"),
+    })
+    params = TrainParams(split=SplitParams(train=0.6, calibration=0.15, test=0.25, gap_days=0), slices=[],
+                         candidates=["naive_bayes"], final_refit=True,
+                         naive_bayes=NaiveBayesParams(half_life=0.5, select="backward"),
+                         lgbm=LGBMParams(n_estimators=20, search=SearchParams(n_trials=1)))
+    result = train_all(snaps, params, horizon_days=0)
+    assert result.metrics["model"]["column_selection"]["dropped"] == ["promo"]
+    catalog = build_catalog([7, 30, 90], discover_attributes(snaps.drop(columns=["cutoff", "label"])))
+    scorer = LeadScorer(result.calibrated, ReasonBook.from_catalog(catalog, result.spec.names), ScorerParams(),
+                        best_f1_threshold=result.best_f1_threshold)
+    frame = snaps.tail(500)
+    assert scorer.features == ["job"]
+    out = pickle.loads(pickle.dumps(scorer)).score(frame)  # checks the columns: 'promo' is known, not used
+    assert np.allclose(out["raw_score"], scorer.lgbm.decision_function(frame))
+    assert np.allclose(out["probability"], result.calibrated.predict_proba(frame)[:, 1])
+    assert not out["reason_1"].str.contains("promo", case=False).any()
+    assert not out["risk_1"].str.contains("promo", case=False).any()
