@@ -500,9 +500,9 @@ def _lead_columns(leads: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-EVENTS_PER_GB = 4_000_000
+EVENTS_PER_GB = 3_500_000
 """Events one partition may hold per GB of ``memory_limit``: sized so no step of a partition spills
-(at 4GB, about 16M events, some 4.5M boundaries)."""
+(at 4GB, 14M events: 8 partitions for the 1M-lead benchmark base)."""
 
 
 def _memory_bytes(memory_limit: str) -> int:
@@ -516,7 +516,8 @@ def _memory_bytes(memory_limit: str) -> int:
 
 
 def partition_count(events: int, memory_limit: str) -> int:
-    """How many lead partitions a build of ``events`` events needs to stay in ``memory_limit``."""
+    """How many lead partitions a build over ``events`` events (of the spine's leads) needs to stay
+    in ``memory_limit``."""
     per_partition = max(1, int(EVENTS_PER_GB * _memory_bytes(memory_limit) / 1e9))
     return max(1, -(-int(events) // per_partition))
 
@@ -556,7 +557,6 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
             if distinct else "CAST(NULL AS VARCHAR)")
 
     scanned = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
-    k = partitions if partitions is not None else partition_count(scanned, memory_limit)
     # per spine lead, its events (all of them: an upper bound of what reaches its snapshots, so of
     # every packed slot); partitions are ranges of lead ids holding about equal numbers of events
     con.execute(
@@ -564,7 +564,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
         f"FROM (SELECT DISTINCT {LEAD_ID} FROM spine_all) s LEFT JOIN "
         f"(SELECT {LEAD_ID}, count(*) AS n FROM {source} GROUP BY {LEAD_ID}) n USING ({LEAD_ID})"
     )
-    most = con.execute("SELECT max(n) FROM lead_n").fetchall()[0][0]
+    most, total = con.execute("SELECT max(n), COALESCE(sum(n), 0) FROM lead_n").fetchall()[0]
+    k = partitions if partitions is not None else partition_count(int(total), memory_limit)
     layout = _Layout(tuple(atoms), bits=max(1, int(most or 0).bit_length()))
     bounds: list[tuple[Any, Any]] | None = None
     if k > 1:

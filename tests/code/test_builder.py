@@ -282,5 +282,5 @@ def test_partitioned_builds_equal_the_single_pass_at_scale(catalog, tmp_path):
 
 def test_partition_count_follows_events_and_memory():
     assert partition_count(0, "4GB") == 1 and partition_count(1_000, "4GB") == 1
-    assert partition_count(117_616_621, "4GB") == 8
-    assert partition_count(117_616_621, "8GB") == 4 and partition_count(117_616_621, "4096MiB") == 7
+    assert partition_count(117_616_621, "4GB") == 9 and partition_count(110_000_000, "4GB") == 8
+    assert partition_count(117_616_621, "8GB") == 5 and partition_count(117_616_621, "4096MiB") == 8
