@@ -23,16 +23,25 @@ snapshot of its lead (hundreds of millions of rows). Instead:
 7. the narrow per-snapshot rows are sorted into spine order, then unpacked into the features, and
    intermediate tables are dropped as soon as they are used, to keep DuckDB's memory low.
 
+Steps 2-6 run once per *lead partition*: ranges of lead ids holding about equal numbers of events,
+as many as keep a partition's tables within ``memory_limit`` (``partition_count``), since spilling
+the big intermediate tables to disk cost more than the work itself. Each pass reads its leads'
+events straight from the source (Parquet row-group statistics skip the other ranges when the files
+are clustered by lead, as the simulator's are) and appends its narrow rows; step 7 then sorts all
+of them once. Every feature of a snapshot depends on its own lead's events only, so partitioned and
+single-pass builds are equal row for row.
+
 This is exact for arbitrary cutoffs (training grid, scoring time, random property-test spines).
 All times are integer microseconds since the epoch (UTC), so no time zone or DST rule can move a
 window edge. ``build_snapshots`` streams Parquet in and out (DuckDB spills to ``temp_dir`` under
-``memory_limit``); ``build_features`` runs the same SQL on in-memory frames.
+``memory_limit`` if it must); ``build_features`` runs the same SQL on in-memory frames.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +90,7 @@ class BuildStats:
     events_used: int
     boundaries: int
     unknown_event_types: dict[str, int] = field(default_factory=dict)
+    partitions: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -320,13 +330,41 @@ def _usage_sql(catalog: Catalog, atoms: list[_Atom]) -> str | None:
         what = f"e.t // {DAY_US}" if f.kind is Kind.ACTIVE_DAYS else "e.prop"
         aggs.append(f"count(DISTINCT {what}) FILTER (WHERE {' AND '.join(ok)}) AS {_q('u_' + f.name)}")
     return (
-        f"SELECT s._sid, {', '.join(aggs)} FROM spine s JOIN ev e ON e.{LEAD_ID} = s.{LEAD_ID} AND e.t < s.c "
+        f"SELECT s._sid, {', '.join(aggs)} FROM spine s JOIN use_ev e ON e.{LEAD_ID} = s.{LEAD_ID} AND e.t < s.c "
         f"WHERE {_k_in(ids, len(atoms))} GROUP BY s._sid"
     )
 
 
-def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
-    """The build as SQL statements over temp tables ``spine`` and ``ev``; the last one selects the result."""
+def _usage_atoms(catalog: Catalog, atoms: list[_Atom]) -> list[int]:
+    """The atoms the distinct-day / distinct-value features read (the small ``use_ev`` subset)."""
+    feats = [f for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
+    return sorted({i for f in feats for i in _atom_ids(f.events, atoms)})
+
+
+def _types_in(ids: list[int], atoms: list[_Atom]) -> str:
+    """SQL over the raw source row: its event type is one of atoms ``ids``' (lets the Parquet scan skip
+    the rest); TRUE when one of them is the "any other type" atom."""
+    types = {atoms[i].event_type for i in ids}
+    if None in types or not types:
+        return "TRUE"
+    return f"e.{EVENT_TYPE} IN ({', '.join(_lit(str(t)) for t in sorted(map(str, types)))})"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The build as SQL: ``part`` runs once per lead partition over the temp table ``spine`` (that
+    partition's snapshots) and the events relation ``ev`` (SQL text, with the partition's ``$lo`` /
+    ``$hi`` bounds when partitioned), and ``narrow`` selects its per-snapshot rows; ``final`` turns
+    all partitions' narrow rows (table ``narrow``) into the snapshot rows in spine order."""
+
+    part: list[str]
+    narrow: str
+    final: str
+
+
+def _plan(catalog: Catalog, layout: _Layout, has_label: bool, ev: Callable[[str], str]) -> _Plan:
+    """The build's SQL statements (see ``_Plan``); ``ev(condition)`` selects the atom-coded events
+    (``lead_id, t, k, g, prop``) whose source row meets ``condition`` (SQL over the source ``e``)."""
     atoms = list(layout.atoms)
     filters = _filters(catalog)
     offsets = _offsets(catalog)
@@ -361,16 +399,23 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
         f"ON d.{LEAD_ID} = s.{LEAD_ID} AND s.c >= d.b",
     ]
     usage = _usage_sql(catalog, atoms)
+    used = _usage_atoms(catalog, atoms)
     if usage:
-        steps.append(f"CREATE OR REPLACE TEMP TABLE usage AS {usage}")
+        steps += [
+            f"CREATE OR REPLACE TEMP TABLE use_ev AS SELECT {LEAD_ID}, t, k, prop FROM ({ev(_types_in(used, atoms))}) e "
+            f"WHERE {_k_in(used, len(atoms))}",
+            f"CREATE OR REPLACE TEMP TABLE usage AS {usage}",
+            "DROP TABLE use_ev",
+        ]
     steps += [
         # each event goes to the first boundary after it, so to the interval of the cutoff ``cb``: packed
         # counts per (lead, boundary), and the latest event time per (lead, cutoff interval, recency group)
         f"CREATE OR REPLACE TEMP TABLE agg AS SELECT e.{LEAD_ID}, bd.b, bd.cb, e.g, GROUPING(bd.b) AS by_cutoff, "
-        f"{', '.join(sums)}, max(e.t) AS mt "
-        f"FROM ev e ASOF JOIN bounds bd ON e.{LEAD_ID} = bd.{LEAD_ID} AND e.t < bd.b "
+        f"{', '.join(sums)}, max(e.t) AS mt, count(*) AS n "
+        f"FROM ({ev('TRUE')}) e ASOF JOIN bounds bd ON e.{LEAD_ID} = bd.{LEAD_ID} AND e.t < bd.b "
         f"GROUP BY GROUPING SETS ((e.{LEAD_ID}, bd.b), (e.{LEAD_ID}, bd.cb, e.g))",
-        "DROP TABLE ev",
+        # the events that reach a snapshot: those of spine leads before their last cutoff
+        "INSERT INTO used SELECT COALESCE(sum(n), 0) FROM agg WHERE by_cutoff = 0",
         # C(b) = events before b = the running sum up to b, handed to the snapshots whose cutoff or
         # window start b is
         f"CREATE OR REPLACE TEMP TABLE cum AS SELECT r._sid, {', '.join(pivot)} FROM ("
@@ -390,7 +435,7 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
         "DROP TABLE agg",
     ]
     key = [f"s.{LEAD_ID}", f"s.{CUTOFF}"] + ([f"s.{LABEL}"] if has_label else [])
-    # the narrow per-snapshot row, sorted into spine order before the wide projection
+    # the narrow per-snapshot row, sorted into spine order (over all partitions) before the wide projection
     narrow = [*key, "s._sid", "s.c"]
     narrow += [f"{h} AS {w}_{o}_{part}" for o in ["all", *offsets] for w in words
                for part, h in zip(("lo", "hi"), _Layout.halves(f"c0.{w}_{o}"))]
@@ -400,8 +445,7 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
         joins.append("LEFT JOIN usage u ON u._sid = s._sid")
         narrow += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
     lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
-    joins.append(f"LEFT JOIN leads l ON l.{LEAD_ID} = s.{LEAD_ID}")
-    narrow += [f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols]
+    with_leads = ["n.*", *(f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols)]
     inner = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else []) + ["c"]
     inner += [layout.unpack(i, f"w{i // layout.per_word}_{o}_lo", f"w{i // layout.per_word}_{o}_hi") + f" AS a{i}_{o}"
               for o in ["all", *offsets] for i in range(len(atoms))]
@@ -413,11 +457,13 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool) -> list[str]:
     ]
     outer = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else [])
     outer += [f"{_feature_expr(f, filters, atoms)} AS {_q(f.name)}" for f in catalog]
-    steps.append(
+    final = (
         f"SELECT {', '.join(outer)} FROM (SELECT *, {', '.join(totals)} FROM (SELECT {', '.join(inner)} FROM "
-        f"(SELECT {', '.join(narrow)} FROM spine s {' '.join(joins)} ORDER BY s._sid)))"
+        f"(SELECT {', '.join(with_leads)} FROM narrow n LEFT JOIN leads l ON l.{LEAD_ID} = n.{LEAD_ID} "
+        "ORDER BY n._sid)))"
     )
-    return steps
+    steps += ["DROP TABLE bounds"]
+    return _Plan(part=steps, narrow=f"SELECT {', '.join(narrow)} FROM spine s {' '.join(joins)}", final=final)
 
 
 # --- running it ----------------------------------------------------------------------------------
@@ -454,13 +500,37 @@ def _lead_columns(leads: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+EVENTS_PER_GB = 3_500_000
+"""Events one partition may hold per GB of ``memory_limit``: sized so no step of a partition spills
+(at 4GB, 14M events: 8 partitions for the 1M-lead benchmark base)."""
+
+
+def _memory_bytes(memory_limit: str) -> int:
+    """``"4GB"`` / ``"512MB"`` / ``"2GiB"`` as bytes (DuckDB's memory_limit spelling)."""
+    text = memory_limit.strip().upper().replace(" ", "")
+    for unit, factor in (("TIB", 2**40), ("GIB", 2**30), ("MIB", 2**20), ("KIB", 2**10), ("TB", 10**12),
+                         ("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(float(text))
+
+
+def partition_count(events: int, memory_limit: str) -> int:
+    """How many lead partitions a build over ``events`` events (of the spine's leads) needs to stay
+    in ``memory_limit``."""
+    per_partition = max(1, int(EVENTS_PER_GB * _memory_bytes(memory_limit) / 1e9))
+    return max(1, -(-int(events) // per_partition))
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, spine: pd.DataFrame,
-             catalog: Catalog) -> tuple[_Layout, dict[str, Any]]:
-    """Create ``spine``, ``leads`` and ``ev`` (atom-coded events of spine leads before their last cutoff)."""
+             catalog: Catalog, partitions: int | None, memory_limit: str,
+             ) -> tuple[_Layout, Callable[[str], str], list[tuple[Any, Any]] | None, dict[str, Any]]:
+    """Create ``spine_all``, ``leads`` and ``used``; the packing layout, the events SQL, the lead
+    partitions (``None``: one pass over everything) and what the events hold."""
     keep = [LEAD_ID, CUTOFF] + ([LABEL] if LABEL in spine.columns else [])
     con.register("spine_in", spine[keep].assign(_sid=range(len(spine))))
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE spine AS SELECT *, epoch_us(CAST({CUTOFF} AS TIMESTAMPTZ)) AS c "
+        f"CREATE OR REPLACE TEMP TABLE spine_all AS SELECT *, epoch_us(CAST({CUTOFF} AS TIMESTAMPTZ)) AS c "
         "FROM spine_in"
     )
     con.register("leads_in", _lead_columns(leads, catalog))
@@ -470,7 +540,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
         for c in _lead_columns(leads.iloc[:0], catalog).columns
     ]
     con.execute(f"CREATE OR REPLACE TEMP TABLE leads AS SELECT {', '.join(lead_cols)} FROM leads_in "
-                f"WHERE {LEAD_ID} IN (SELECT DISTINCT {LEAD_ID} FROM spine)")
+                f"WHERE {LEAD_ID} IN (SELECT DISTINCT {LEAD_ID} FROM spine_all)")
+    con.execute("CREATE OR REPLACE TEMP TABLE used (n HUGEINT)")
 
     filters = _filters(catalog)
     atoms = _atoms(filters)
@@ -484,36 +555,73 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
         raise ValueError("distinct-value features over more than one event property are not supported")
     prop = (f"CASE WHEN {distinct[0].events.sql()} THEN {_q(distinct[0].column)} END"
             if distinct else "CAST(NULL AS VARCHAR)")
+
+    scanned = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
+    # per spine lead, its events (all of them: an upper bound of what reaches its snapshots, so of
+    # every packed slot); partitions are ranges of lead ids holding about equal numbers of events
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ev AS SELECT {LEAD_ID}, t, k, "
-        f"{_group_case(_recency_groups(catalog, atoms), len(atoms))} AS g, prop, "
-        f"CASE WHEN k = {len(atoms) - 1} THEN {EVENT_TYPE} END AS other_type "
-        f"FROM (SELECT {LEAD_ID}, t, {EVENT_TYPE}, {_atom_case(atoms)} AS k, {prop} AS prop "
-        f"FROM (SELECT e.{LEAD_ID}, epoch_us(CAST(e.{TS} AS TIMESTAMPTZ)) AS t, e.{EVENT_TYPE}, "
-        f"{', '.join(props) or 'NULL AS _none'} FROM {source} e) e "
-        f"JOIN (SELECT {LEAD_ID}, max(c) AS cmax FROM spine GROUP BY {LEAD_ID}) last USING ({LEAD_ID}) "
-        "WHERE t < last.cmax)"
+        f"CREATE OR REPLACE TEMP TABLE lead_n AS SELECT s.{LEAD_ID}, COALESCE(n.n, 0) AS n "
+        f"FROM (SELECT DISTINCT {LEAD_ID} FROM spine_all) s LEFT JOIN "
+        f"(SELECT {LEAD_ID}, count(*) AS n FROM {source} GROUP BY {LEAD_ID}) n USING ({LEAD_ID})"
     )
-    most = con.execute(f"SELECT max(n) FROM (SELECT count(*) AS n FROM ev GROUP BY {LEAD_ID})").fetchall()[0][0]
+    most, total = con.execute("SELECT max(n), COALESCE(sum(n), 0) FROM lead_n").fetchall()[0]
+    k = partitions if partitions is not None else partition_count(int(total), memory_limit)
     layout = _Layout(tuple(atoms), bits=max(1, int(most or 0).bit_length()))
+    bounds: list[tuple[Any, Any]] | None = None
+    if k > 1:
+        bounds = [(lo, hi) for lo, hi in con.execute(
+            f"SELECT min({LEAD_ID}), max({LEAD_ID}) FROM (SELECT {LEAD_ID}, "
+            f"least({k - 1}, CAST(floor((sum(n) OVER (ORDER BY {LEAD_ID}) - n) * {k} / "
+            f"greatest(1, sum(n) OVER ())) AS BIGINT)) AS p FROM lead_n) GROUP BY p ORDER BY p"
+        ).fetchall()]
+    con.execute("DROP TABLE lead_n")
+    where = f"e.{LEAD_ID} BETWEEN $lo AND $hi" if bounds else "TRUE"
+
+    def ev(condition: str) -> str:
+        return (
+            f"SELECT {LEAD_ID}, t, k, {_group_case(_recency_groups(catalog, atoms), len(atoms))} AS g, prop "
+            f"FROM (SELECT {LEAD_ID}, t, {_atom_case(atoms)} AS k, {prop} AS prop "
+            f"FROM (SELECT e.{LEAD_ID}, epoch_us(CAST(e.{TS} AS TIMESTAMPTZ)) AS t, e.{EVENT_TYPE}, "
+            f"{', '.join(props) or 'NULL AS _none'} FROM {source} e WHERE {where} AND {condition}) e)"
+        )
+
+    # event types no declaration names, among the events of spine leads before their last cutoff
+    known = sorted({str(a.event_type) for a in atoms if a.event_type is not None})
+    other = f"e.{EVENT_TYPE} NOT IN ({', '.join(map(_lit, known))})" if known else "TRUE"
     unknown = con.execute(
-        "SELECT other_type, count(*) FROM ev WHERE other_type IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+        f"SELECT e.{EVENT_TYPE}, count(*) FROM {source} e "
+        f"JOIN (SELECT {LEAD_ID}, max(c) AS cmax FROM spine_all GROUP BY {LEAD_ID}) last USING ({LEAD_ID}) "
+        f"WHERE {other} "
+        f"AND epoch_us(CAST(e.{TS} AS TIMESTAMPTZ)) < last.cmax GROUP BY 1 ORDER BY 2 DESC, 1"
     ).fetchall()
-    return layout, {
-        "events_scanned": int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]),
-        "events_used": int(con.execute("SELECT count(*) FROM ev").fetchall()[0][0]),
-        "unknown_event_types": {str(k): int(v) for k, v in unknown},
+    return layout, ev, bounds, {
+        "events_scanned": scanned,
+        "unknown_event_types": {str(t): int(v) for t, v in unknown},
+        "partitions": len(bounds) if bounds else 1,
     }
 
 
-def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, has_label: bool) -> tuple[str, int]:
-    """Execute the build up to the final SELECT, which is returned with the number of boundaries."""
-    steps = _plan(catalog, layout, has_label)
-    for sql in steps[:-1]:
-        con.execute(sql)
-    boundaries = int(con.execute("SELECT count(*) FROM bounds").fetchall()[0][0])
+def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, ev: Callable[[str], str],
+         bounds: list[tuple[Any, Any]] | None, has_label: bool) -> tuple[str, int, int]:
+    """Run the plan per lead partition into ``narrow``; the final SELECT (spine order), the number of
+    boundaries and of events used."""
+    plan = _plan(catalog, layout, has_label, ev)
+    boundaries = 0
+    for i, part in enumerate(bounds or [None]):
+        params = None if part is None else {"lo": part[0], "hi": part[1]}
+        where = f" WHERE {LEAD_ID} BETWEEN $lo AND $hi" if params else ""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE spine AS SELECT * FROM spine_all{where}", params)
+        for sql in plan.part:
+            if sql.startswith("DROP TABLE bounds"):
+                boundaries += int(con.execute("SELECT count(*) FROM bounds").fetchall()[0][0])
+            con.execute(sql, params if params and "$lo" in sql else None)
+        con.execute(("CREATE OR REPLACE TEMP TABLE narrow AS " if i == 0 else "INSERT INTO narrow ") + plan.narrow)
+        for table in ("cum", "rec", "usage", "spine"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    used = int(con.execute("SELECT COALESCE(sum(n), 0) FROM used").fetchall()[0][0])
     con.execute("SET preserve_insertion_order = true")  # the final SELECT sorts narrow rows, then projects
-    return steps[-1], boundaries
+    con.execute("DROP TABLE spine_all")  # all partitions are in ``narrow``: free memory for its sort
+    return plan.final, boundaries, used
 
 
 def build_features(
@@ -524,12 +632,13 @@ def build_features(
     *,
     threads: int = 1,
     memory_limit: str = "2GB",
+    partitions: int | None = None,
 ) -> pd.DataFrame:
     """In-memory variant of ``build_snapshots`` (same SQL): the snapshot frame for small inputs."""
     with _connect(threads, memory_limit, None) as con:
         source = _events_source(con, events)
-        layout, _ = _prepare(con, leads, source, spine, catalog)
-        select, _ = _run(con, catalog, layout, LABEL in spine.columns)
+        layout, ev, bounds, _ = _prepare(con, leads, source, spine, catalog, partitions, memory_limit)
+        select, _, _ = _run(con, catalog, layout, ev, bounds, LABEL in spine.columns)
         return con.sql(select).to_arrow_table().to_pandas()
 
 
@@ -543,21 +652,25 @@ def build_snapshots(
     threads: int,
     memory_limit: str,
     temp_dir: str | None,
+    partitions: int | None = None,
 ) -> BuildStats:
     """Write the snapshot Parquet: ``lead_id, cutoff[, label]`` then the catalog's features in order.
 
     ``spine`` is a training spine ``(lead_id, cutoff, label)`` or a scoring spine ``(lead_id, cutoff)``;
-    rows keep the spine's order. Events are read from Parquet by DuckDB, out of core.
+    rows keep the spine's order. Events are read from Parquet by DuckDB, once per lead partition
+    (``partitions``, by default from the number of events and ``memory_limit``); Parquet row-group
+    statistics let each pass skip the files and row groups of other leads' ranges.
     """
     start = time.perf_counter()
     with _connect(threads, memory_limit, temp_dir) as con:
-        layout, seen = _prepare(con, leads, _events_source(con, events_glob), spine, catalog)
-        select, boundaries = _run(con, catalog, layout, LABEL in spine.columns)
+        layout, ev, bounds, seen = _prepare(con, leads, _events_source(con, events_glob), spine, catalog,
+                                            partitions, memory_limit)
+        select, boundaries, used = _run(con, catalog, layout, ev, bounds, LABEL in spine.columns)
         out = str(out_path).replace("'", "''")
         con.execute(f"COPY ({select}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
     if temp_dir and Path(temp_dir).is_dir() and not any(Path(temp_dir).iterdir()):
         Path(temp_dir).rmdir()  # DuckDB removes its spill files; leave no empty folder behind
     return BuildStats(
         seconds=round(time.perf_counter() - start, 3), rows=int(len(spine)), features=len(catalog),
-        boundaries=boundaries, **seen,
+        boundaries=boundaries, events_used=used, **seen,
     )

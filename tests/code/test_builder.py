@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.builder import FeaturesParams, build_features, build_snapshots
+from features.builder import FeaturesParams, build_features, build_snapshots, partition_count
 from features.catalog import build_catalog, discover_attributes
 from features.contract import LEAD_ID
 
@@ -231,3 +231,56 @@ def test_rows_keep_the_spine_order_at_scale(catalog):
     ordered = build_features(leads, ev, spine.sort_values(["lead_id", "cutoff"]), catalog, threads=2)
     again = ordered.set_index(["lead_id", "cutoff"]).loc[pd.MultiIndex.from_frame(spine)].reset_index()
     pd.testing.assert_frame_equal(again, out)
+
+
+def test_partitioned_builds_equal_the_single_pass_at_scale(catalog, tmp_path):
+    """Lead-range partitions (several Parquet row groups, a shuffled spine, string ids too) give the
+    same rows in spine order, and the same counts of events used and boundaries."""
+    rng = np.random.default_rng(11)
+    n_leads, n_events = 600, 30_000
+    leads = pd.DataFrame({
+        "lead_id": np.arange(n_leads, dtype="int64"),
+        "created_at": pd.Timestamp("2023-06-01", tz="UTC"),
+        "mql_at": pd.Timestamp("2023-07-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 60, n_leads), unit="D"),
+        "sql_at": pd.Series(pd.NaT, index=range(n_leads), dtype="datetime64[us, UTC]"),
+        "industry": rng.choice(["software", "retail"], n_leads), "employees": 10.0, "crm_compatible": True,
+    })
+    ev = pd.DataFrame({
+        "lead_id": rng.integers(0, n_leads, n_events).astype("int64"),
+        "ts": pd.Timestamp("2023-05-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 300 * 86_400, n_events), unit="s"),
+        "event_type": rng.choice(["page_view", "email_open", "demo_request", "product_usage", "podcast_listen"],
+                                 n_events),
+        "page_type": rng.choice(["pricing", "blog", None], n_events),
+        "feature": rng.choice(["api", "reports", None], n_events),
+    }).astype({"ts": "datetime64[us, UTC]"})
+    cut = leads["mql_at"].repeat(8).reset_index(drop=True) + pd.to_timedelta(np.tile(np.arange(8) * 14, n_leads), unit="D")
+    spine = pd.DataFrame({"lead_id": np.repeat(leads["lead_id"].to_numpy(), 8), "cutoff": cut.to_numpy(),
+                          "label": rng.integers(0, 2, n_leads * 8).astype("int8")})
+    spine = spine.astype({"cutoff": "datetime64[us, UTC]"}).sample(frac=1.0, random_state=2).reset_index(drop=True)
+    single = build_features(leads, ev, spine, catalog, partitions=1)
+    pd.testing.assert_frame_equal(build_features(leads, ev, spine, catalog, partitions=5), single)
+    as_text = {"lead_id": lambda d: "L" + d["lead_id"].astype(str)}
+    pd.testing.assert_frame_equal(
+        build_features(leads.assign(**as_text), ev.assign(**as_text), spine.assign(**as_text), catalog, partitions=4),
+        single.assign(**as_text))
+
+    events_dir = tmp_path / "events"
+    events_dir.mkdir()
+    by_lead = ev.sort_values("lead_id", kind="stable")
+    for i, rows in enumerate(np.array_split(np.arange(n_events), 4)):
+        by_lead.iloc[rows].to_parquet(events_dir / f"part-{i}.parquet", index=False, row_group_size=2_000)
+    stats = [build_snapshots(leads, str(events_dir / "*.parquet"), spine, catalog, tmp_path / f"s{k}.parquet",
+                             threads=2, memory_limit="1GB", temp_dir=str(tmp_path / "duck"), partitions=k)
+             for k in (1, 3)]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s3.parquet"), single)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s1.parquet"), single)
+    assert [s.partitions for s in stats] == [1, 3]
+    for field in ("events_scanned", "events_used", "boundaries", "unknown_event_types"):
+        assert getattr(stats[0], field) == getattr(stats[1], field), field
+    assert stats[1].unknown_event_types["podcast_listen"] > 0
+
+
+def test_partition_count_follows_events_and_memory():
+    assert partition_count(0, "4GB") == 1 and partition_count(1_000, "4GB") == 1
+    assert partition_count(117_616_621, "4GB") == 9 and partition_count(110_000_000, "4GB") == 8
+    assert partition_count(117_616_621, "8GB") == 5 and partition_count(117_616_621, "4096MiB") == 8

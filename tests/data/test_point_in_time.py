@@ -87,3 +87,12 @@ def test_builder_agrees_with_the_pandas_reference(events, spine):
     built = build_features(LEADS, base, spine, CATALOG)
     check = compare(built, reference_features(LEADS, base, spine, CATALOG), CATALOG)
     assert check["equal"], check
+
+
+@SETTINGS
+@given(events=st.lists(_event, min_size=0, max_size=60), spine=_spines, parts=st.integers(2, 4))
+def test_partitioned_builds_equal_the_single_pass(events, spine, parts):
+    """Cutting the leads into id ranges, each built on its own, gives the same frame in the same order."""
+    base = _events(events)
+    pd.testing.assert_frame_equal(build_features(LEADS, base, spine, CATALOG, partitions=parts),
+                                  build_features(LEADS, base, spine, CATALOG, partitions=1))
