@@ -531,12 +531,12 @@ def _part_vector(key, lo_leaf, hi_leaf, n0, ns, vec, go, parent, is_left, slot_b
 
 
 @numba.njit(cache=True, nogil=True)
-def _chunk(lo, hi, rows, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
+def _chunk(lo, hi, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
            part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut, node_bit,
            slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start, slot_local, slot_ratio, table_start,
            table_width, pad_local, tables, path_start, path_node, path_left, path_slot, gl_nodes, gl_weights,
            max_nodes, max_m, max_width):
-    """Contributions of rows [lo, hi) of ``codes`` into the rows ``rows[lo:hi]`` of ``out`` (zeroed by the caller).
+    """Contributions of rows [lo, hi) of ``codes`` into the same rows of ``out`` (zeroed by the caller).
 
     Per tree, a row's whole contribution vector is a function of its split decisions (its *pattern*,
     one bit per split, preorder), and rows share few patterns: each distinct pattern's vector is
@@ -649,7 +649,7 @@ def _chunk(lo, hi, rows, out, codes, group, tree_start, split_end, part_start, p
                         store[at + j] += part[j]
         # 3. Add the group's vectors into each row.
         for i in range(n):
-            r = rows[lo + i]
+            r = lo + i
             for t in range(g0, g1):
                 f0 = tree_feat_start[t]
                 w = tree_feat_start[t + 1] - f0
@@ -659,19 +659,19 @@ def _chunk(lo, hi, rows, out, codes, group, tree_start, split_end, part_start, p
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _contributions(codes, out, rows, n_chunks, group, tree_start, split_end, part_start, part_mask,
+def _contributions(codes, out, n_chunks, group, tree_start, split_end, part_start, part_mask,
                    part_leaf, part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start,
                    node_lut, node_bit, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start,
                    slot_local, slot_ratio, table_start, table_width, pad_local, tables, path_start, path_node,
                    path_left, path_slot, gl_nodes, gl_weights, max_nodes, max_m, max_width):
-    """Row i of ``codes`` into row ``rows[i]`` of ``out``, in ``n_chunks`` parallel chunks."""
+    """Row i of ``codes`` into row i of ``out``, in ``n_chunks`` parallel chunks."""
     n = codes.shape[0]
     step = (n + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         lo = c * step
         hi = min(n, lo + step)
         if lo < hi:
-            _chunk(lo, hi, rows, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
+            _chunk(lo, hi, out, codes, group, tree_start, split_end, part_start, part_mask, part_leaf,
                    part_end, tree_feat_start, tree_feat, parent, is_left, node_col, lut_start, node_lut,
                    node_bit, slot_bit, new_slot, leaf_id, leaf_value, leaf_m, slot_start, slot_local,
                    slot_ratio, table_start, table_width, pad_local, tables, path_start, path_node, path_left,
@@ -778,7 +778,7 @@ class TreeShap:
                 codes = self._codes(X[start:stop])
                 order = self._locality_order(codes)
                 part = np.zeros((stop - start, out.shape[1]))  # written in sorted order, then put back
-                _contributions(codes[order], part, np.arange(stop - start), chunks, GROUP_TREES, md.tree_start, md.split_end,
+                _contributions(codes[order], part, chunks, GROUP_TREES, md.tree_start, md.split_end,
                                md.part_start, md.part_mask, md.part_leaf, md.part_end, md.tree_feat_start,
                                md.tree_feat, md.parent, md.is_left, md.node_col, md.lut_start, md.node_lut,
                                md.node_bit, md.slot_bit, md.new_slot, md.leaf_id, md.leaf_value, md.leaf_m,
