@@ -204,7 +204,7 @@ def learned_effects(
         if f.categorical or f.name not in values.columns:
             out.append(0)
             continue
-        x = pd.to_numeric(values[f.name], errors="coerce").to_numpy(dtype=float)
+        x = _numbers(values[f.name])
         c = contributions[:, j]
         keep = np.isfinite(x)
         if keep.sum() < 20 or np.ptp(x[keep]) == 0 or np.ptp(c[keep]) == 0:
@@ -229,7 +229,7 @@ def only_below(
         if e == 0 or f.name not in values.columns:
             out.append(float("inf"))
             continue
-        x = pd.to_numeric(values[f.name], errors="coerce").to_numpy(dtype=float)
+        x = _numbers(values[f.name])
         working = np.isfinite(x) & (np.sign(contributions[:, j]) == e)
         out.append(float(np.median(x[working])) if working.any() else float("inf"))
     return tuple(out)
