@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import bench_features, bench_score, bench_shap, bench_simulate, bench_train
-from benchmarks.measure import summary_table
+from benchmarks.measure import median, summary_table
 from features.builder import FeaturesParams
 from pipelines.config import load_section
 
@@ -73,7 +73,7 @@ def summary(figures: dict[str, Any]) -> list[dict[str, Any]]:
     if score:
         rows.append({"figure": f"score {score['rows']:,} leads, {score['trees']} trees, exact reasons", "target": ">= 20k rows/s",
                      "median wall s": f"{score['rows'] / score['score_rows_per_s']:.1f}",
-                     "median CPU-s": f"{sorted(score['score_cpu_seconds'])[len(score['score_cpu_seconds']) // 2]:.1f}",
+                     "median CPU-s": f"{median(score['score_cpu_seconds']):.1f}",
                      "peak GB": f"{score['peak_memory_gib']:.2f}", "load avg (1 min)": score["load_average_start"][0],
                      "check": f"{score['score_rows_per_s']:,} rows/s; {score['ratio_vs_shap_tree_explainer']}x shap"})
     return rows
