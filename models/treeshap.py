@@ -55,7 +55,14 @@ leaves per row (each row probing each run's state) was no faster on the benchmar
 (one thread, 131k rows: 17.6, 15.1, 16.3 and 26.6 CPU-s against 15.0-15.5): the per-run hash probes
 cost what the pattern vectors save. Per row and tree the time splits about evenly between the
 decisions, the new patterns' vectors and the additions of the vectors into the rows, which read
-memory at random (a chunk's distinct patterns do not fit in cache).
+memory at random (a chunk's distinct patterns do not fit in cache). Nor were these: each row adding
+its pattern's part vectors (sparse, ~8.6 columns each, cache-resident) instead of one dense pattern
+vector, the part ids found once per distinct pattern: 0.75x (one thread, 131k rows: 21.4 against
+16.1 CPU-s), since ~69 scattered additions per row and tree cost more than 23 random reads; the
+same for rare patterns only (dense vectors for patterns of >= 2, 4 or 16 rows): 0.88-0.91x;
+compact hash tables (key and stamped id in one array, grown from small), sparse part vectors and
+each pattern vector summed in one pass: bit-identical, 1.04-1.22x on a loaded machine but 0.89x on
+a quiet one (two threads, 276k rows, median of 4: 22.4 against 20.0 s).
 
 Only single-output models (binary, regression) are supported; linear trees are not.
 Compilation is lazy (first call) and cached on disk (``cache=True``, numba's ``__pycache__``).
