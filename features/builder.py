@@ -340,7 +340,7 @@ def _usage_sql(catalog: Catalog, atoms: list[_Atom]) -> str | None:
     feats = [f for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
     if not feats:
         return None
-    ids = sorted({i for f in feats for i in _atom_ids(f.events, atoms)})
+    ids = _usage_atoms(catalog, atoms)
     aggs = []
     for f in feats:
         ok = [_k_in(_atom_ids(f.events, atoms), len(atoms))]
@@ -596,10 +596,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
     con.execute("DROP TABLE lead_n")
     where = f"e.{LEAD_ID} BETWEEN $lo AND $hi" if bounds else "TRUE"
 
+    group, atom = _group_case(_recency_groups(catalog, atoms), len(atoms)), _atom_case(atoms)
+
     def ev(condition: str) -> str:
         return (
-            f"SELECT {LEAD_ID}, t, k, {_group_case(_recency_groups(catalog, atoms), len(atoms))} AS g, prop "
-            f"FROM (SELECT {LEAD_ID}, t, {_atom_case(atoms)} AS k, {prop} AS prop "
+            f"SELECT {LEAD_ID}, t, k, {group} AS g, prop "
+            f"FROM (SELECT {LEAD_ID}, t, {atom} AS k, {prop} AS prop "
             f"FROM (SELECT e.{LEAD_ID}, epoch_us(CAST(e.{TS} AS TIMESTAMPTZ)) AS t, e.{EVENT_TYPE}, "
             f"{', '.join(props) or 'NULL AS _none'} FROM {source} e WHERE {where} AND {condition}) e)"
         )
