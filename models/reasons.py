@@ -154,18 +154,17 @@ class ReasonBook:
             decl = self.features[j]
             run = rows[start:stop]
             column = values[decl.name].iloc[run]
-            if against and self.only_below:
-                below = _numbers(column) < self.only_below[j]  # NaN and values at or above the level: plain
-                parts = [(run[below], column.iloc[np.flatnonzero(below)], True),
-                         (run[~below], column.iloc[np.flatnonzero(~below)], False)]
-            else:
-                parts = [(run, column, against)]
-            for part, part_values, low in parts:
-                past = (_numbers(part_values) > RECENT_DAYS) if sign > 0 and decl.earlier is not None \
-                    else np.zeros(len(part), dtype=bool)
-                for pick, earlier in ((~past, False), (past, True)):
+            split_low = against and bool(self.only_below)
+            split_past = sign > 0 and decl.earlier is not None
+            x = _numbers(column) if split_low or split_past else None  # parsed once per run
+            # NaN and values at or above the level: the plain sentence
+            low = x < self.only_below[j] if split_low else np.full(len(run), against)
+            past = x > RECENT_DAYS if split_past else np.zeros(len(run), dtype=bool)
+            for is_low in (True, False):
+                for earlier in (False, True):
+                    pick = (low == is_low) & (past == earlier)
                     if pick.any():
-                        out[part[pick]] = self._render(decl, j, low, earlier, part_values.iloc[np.flatnonzero(pick)], memo)
+                        out[run[pick]] = self._render(decl, j, is_low, earlier, column.iloc[np.flatnonzero(pick)], memo)
         return out
 
     def _render(self, decl: Feature, j: int, low: bool, earlier: bool, column: pd.Series,
