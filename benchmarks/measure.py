@@ -97,6 +97,31 @@ def load_average() -> float:
     return round(psutil.getloadavg()[0], 2)
 
 
+def machine_reference(repeats: int = 3) -> dict[str, float]:
+    """Median seconds of two fixed one-thread workloads, to compare figures taken on different days.
+
+    The same code has measured 1.6-1.8x slower on one day than on another on this machine kind (a
+    shared host), so a figure alone says little about a change; beside these reference times it
+    can be scaled. ``sort``: numpy sorts the same 10M seeded doubles; ``duckdb``: a one-thread
+    DuckDB group-by over 20M generated rows (the builder's kind of work).
+    """
+    import duckdb
+    import numpy as np
+
+    values = np.random.default_rng(0).random(10_000_000)
+    sort_s, duck_s = [], []
+    with duckdb.connect(config={"threads": 1}) as con:
+        for _ in range(repeats):
+            with stopwatch() as t:
+                np.sort(values, kind="quicksort")
+            sort_s.append(t["seconds"])
+            with stopwatch() as t:
+                con.execute("SELECT i % 100003 AS k, sum(i * 7 % 13), max(i) FROM range(20000000) r(i) "
+                            "GROUP BY k ORDER BY k LIMIT 1").fetchall()
+            duck_s.append(t["seconds"])
+    return {"sort_seconds": round(median(sort_s), 3), "duckdb_seconds": round(median(duck_s), 3)}
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of benchmark figures (one dict per row, the same keys in every row)."""
     if not rows:

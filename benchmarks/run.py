@@ -8,7 +8,8 @@
    those leads, with a 300-tree model, beside plain predict, pred_contrib and shap in the same run;
 5. exact SHAP contributions for 1M lead-shaped rows: leadlift's TreeSHAP vs LightGBM and shap.
 Figures are printed (medians of repeated runs, ratios, CPU seconds and the load average beside
-wall seconds, since the machine may be shared) and end with a summary table of the foundation's
+wall seconds, since the machine may be shared, and the times of two fixed reference workloads at
+the start and the end, so figures of different days can be compared) and end with a summary table of the foundation's
 targets; nothing here is a pass/fail test.
 
 Environment: ``LEADLIFT_BENCH_LEADS`` (default 1000000; 100000 for a quick look),
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import bench_features, bench_score, bench_shap, bench_simulate, bench_train
-from benchmarks.measure import median, summary_table
+from benchmarks.measure import machine_reference, median, summary_table
 from features.builder import FeaturesParams
 from pipelines.config import load_section
 
@@ -76,6 +77,12 @@ def summary(figures: dict[str, Any]) -> list[dict[str, Any]]:
                      "median CPU-s": f"{median(score['score_cpu_seconds']):.1f}",
                      "peak GB": f"{score['peak_memory_gib']:.2f}", "load avg (1 min)": score["load_average_start"][0],
                      "check": f"{score['score_rows_per_s']:,} rows/s; {score['ratio_vs_shap_tree_explainer']}x shap"})
+    ref = figures.get("machine_reference", {})
+    if "start" in ref and "end" in ref:  # last: the table takes its columns from the first row
+        rows.append({"figure": "machine reference, start / end (one thread: numpy sort of 10M, DuckDB "
+                               "group-by of 20M rows)", "target": "to scale by",
+                     "median wall s": " / ".join(f"{r['sort_seconds']:.2f} + {r['duckdb_seconds']:.2f}"
+                                                 for r in (ref["start"], ref["end"]))})
     return rows
 
 
@@ -85,7 +92,7 @@ def main() -> None:
     sim_repeats = int(os.environ.get("LEADLIFT_BENCH_SIM_REPEATS", "2"))
     only = set(filter(None, os.environ.get("LEADLIFT_BENCH_ONLY", "simulate,features,train,score,shap").split(",")))
     sim_dir = OUT / f"sim-{leads}"
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"machine_reference": {"start": machine_reference()}}
     if "simulate" in only:
         figures["simulate"] = bench_simulate.run(sim_dir, leads=leads, repeats=sim_repeats)
         print(f"[simulate] {figures['simulate']}", flush=True)
@@ -102,6 +109,7 @@ def main() -> None:
         print(f"[score] {figures['score']}", flush=True)
     if "shap" in only:
         figures["shap"] = bench_shap.run(rows=min(leads, 1_000_000), repeats=repeats)
+    figures["machine_reference"]["end"] = machine_reference()
     figures["summary"] = summary(figures)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "foundation.json").write_text(json.dumps(figures, indent=2, default=str))
