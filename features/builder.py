@@ -34,7 +34,9 @@ single-pass builds are equal row for row.
 Measured and not kept (1M leads, 117.6M events, 8 partitions; CPU-s on a loaded machine, so only
 the comparisons count). Where the time goes: the ASOF join and aggregation (``agg``) ~90 CPU-s, the
 final sort, projection and Parquet write ~69 (the projection alone ~11-20, the Parquet encoding
-~30), the running sums (``cum``) ~44, recency ~20, boundaries ~14. Tried:
+~30), the running sums (``cum``) ~44, recency ~20, boundaries ~14. Within ``agg``, on one
+partition (13.0 CPU-s): reading and atom-coding its events 2.7-3.4, the ASOF join another ~4, the
+(lead, boundary) packed sums ~3 and the (lead, cutoff, recency group) maxima ~3. Tried:
 
 - a spine ordered by lead, each partition's narrow rows sorted on their own and appended, so the
   final write needs no sort: the per-partition sorts cost what the global sort saved (25.5 + 48.8
