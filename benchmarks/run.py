@@ -9,8 +9,8 @@
 5. exact SHAP contributions for 1M lead-shaped rows: leadlift's TreeSHAP vs LightGBM and shap.
 Figures are printed (medians of repeated runs, ratios, CPU seconds and the load average beside
 wall seconds, since the machine may be shared, and the times of two fixed reference workloads at
-the start and the end, so figures of different days can be compared) and end with a summary table of the foundation's
-targets; nothing here is a pass/fail test.
+the start and the end, so figures of different days can be compared) and end with a summary
+table of the foundation's targets; nothing here is a pass/fail test.
 
 Environment: ``LEADLIFT_BENCH_LEADS`` (default 1000000; 100000 for a quick look),
 ``LEADLIFT_BENCH_REPEATS`` (default 3; the simulation runs ``LEADLIFT_BENCH_SIM_REPEATS``, default 2,
