@@ -67,16 +67,16 @@ snapshots (300 trees, 30 splits and 23.4 used features per tree, 0.30 distinct p
 tree in a 131k-row chunk): a pattern as the OR of one precomputed mask per used feature instead of
 one bit per split, bit-identical but no faster (one thread, 131k rows, median of 4: 23.9 against
 23.9 CPU-s); batches of 32k, 65k or 131k rows instead of 262k: 1.23x, 1.11x and 1.01x slower, and
-524k: the same; groups of 2, 8 or 16 trees instead of 4 (two threads, 262k rows, median of 2):
-32.1, 26.1 and 28.0 against 26.8 s, so each group's pass over the chunk's output rows (163 doubles
-a row, 171 MB per 131k-row chunk) costs about a fifth of the time at 4, while larger groups lose
-as much to pattern vectors that no longer stay in cache. Keeping every tree's pattern vectors of
-a chunk and adding all 300 trees per row in a single pass (no repeated passes over the output):
-bit-identical, 1.49x slower (42.4 against 28.5 s, median of 3), as each row then reads vectors at
-random from ~2.4 GB. Ordering the output columns by how many trees use them would cut the cache
-lines a group's pass touches only from 18.8 to 15.1 of 21. Two ideas the data rule out: scoring each distinct row once (99.8 % of 262k rows
-have distinct codes) and adding only what changes from the previous row (in sorted order, a row
-shares a tree's pattern with the row before it in 1.7 % of cases).
+524k: the same; groups of 2, 8 or 16 trees instead of 4 (two threads, 262k rows, median of 2): 32.1,
+26.1 and 28.0 against 26.8 s, so each group's pass over the chunk's output rows (163 doubles a row,
+171 MB per 131k-row chunk) costs about a fifth of the time at 4, while larger groups lose as much to
+pattern vectors that no longer stay in cache. Keeping every tree's pattern vectors of a chunk and
+adding all 300 trees per row in a single pass (no repeated passes over the output): bit-identical,
+1.49x slower (42.4 against 28.5 s, median of 3), as each row then reads vectors at random from ~2.4
+GB. Ordering the output columns by how many trees use them would cut the cache lines a group's pass
+touches only from 18.8 to 15.1 of 21. Two ideas the data rule out: scoring each distinct row once
+(99.8 % of 262k rows have distinct codes) and adding only what changes from the previous row (in
+sorted order, a row shares a tree's pattern with the row before it in 1.7 % of cases).
 
 Only single-output models (binary, regression) are supported; linear trees are not.
 Compilation is lazy (first call) and cached on disk (``cache=True``, numba's ``__pycache__``).
