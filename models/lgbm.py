@@ -71,13 +71,15 @@ class FeatureSpec:
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The float32 model matrix: numeric values, then categorical level codes (NaN = missing/unseen)."""
-        out = np.empty((len(frame), len(self.names)), dtype=np.float32)
+        # Filled column by column (contiguous writes), then one transposing copy into rows: writing the
+        # columns of a row-major matrix directly touches a new cache line per value (~4x slower).
+        columns = np.empty((len(self.names), len(frame)), dtype=np.float32)
         for j, col in enumerate(self.numeric):
-            out[:, j] = as_float(frame[col])
+            columns[j] = as_float(frame[col])
         for k, col in enumerate(self.categorical):
             codes = pd.Index(self.levels[col], dtype=object).get_indexer(as_labels(frame[col]).astype(object))
-            out[:, len(self.numeric) + k] = np.where(codes < 0, np.nan, codes)
-        return out
+            columns[len(self.numeric) + k] = np.where(codes < 0, np.nan, codes)
+        return np.ascontiguousarray(columns.T)
 
     def categorical_indices(self) -> list[int]:
         return list(range(len(self.numeric), len(self.names)))

@@ -108,7 +108,8 @@ class ReasonBook:
         n, p = contributions.shape
         if p != len(self.features):
             raise ValueError(f"expected {len(self.features)} contribution columns, got {p}")
-        return np.ascontiguousarray(contributions, dtype=np.float64)
+        # no copy: the kernels read a strided view (the explainer's columns without the base value) as is
+        return contributions if contributions.dtype == np.float64 else contributions.astype(np.float64)
 
     def explain(
         self, values: pd.DataFrame, contributions: np.ndarray, n_reasons: int = len(REASON_COLUMNS)

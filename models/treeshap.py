@@ -700,6 +700,48 @@ def _contributions(codes, out, n_chunks, group, tree_start, split_end, part_star
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
+def _encode(X, feature, cut_start, cuts, categorical, codes):
+    """codes[r, i] = the code of X[r, feature[i]] under coder i (``FeatureCoder.encode``, row-parallel):
+    the first cut at or above the value (``searchsorted(..., side="left")``), NaN ``len(cuts) + 1``;
+    categoricals the index of the truncated value among the cuts, or ``len(cuts)`` when absent,
+    negative or NaN."""
+    for r in numba.prange(X.shape[0]):
+        for i in range(len(feature)):
+            x = np.float64(X[r, feature[i]])
+            lo = cut_start[i]
+            m = cut_start[i + 1] - lo
+            if categorical[i]:
+                if np.isnan(x):
+                    codes[r, i] = m
+                    continue
+                x = np.trunc(x)
+            elif np.isnan(x):
+                codes[r, i] = m + 1
+                continue
+            a = lo  # lower bound: the first cut >= x
+            size = m
+            while size > 0:
+                half = size >> 1
+                if cuts[a + half] < x:
+                    a += half + 1
+                    size -= half + 1
+                else:
+                    size = half
+            pos = a - lo
+            if categorical[i] and not (pos < m and cuts[a] == x and x >= 0):
+                pos = m
+            codes[r, i] = pos
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _put_rows(part, order, start, out):
+    """out[start + order[i]] = part[i]: a batch's rows, worked in sorted order, back to input order
+    (row-parallel; numpy's fancy assignment runs on one thread)."""
+    for i in numba.prange(part.shape[0]):
+        out[start + order[i], :] = part[i, :]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _raw_score(codes, out, tree_start, left, right, node_col, lut_start, node_lut, leaf_id, leaf_value):
     """out[r] += value of the leaf row r reaches, summed over trees."""
     for r in numba.prange(codes.shape[0]):
@@ -744,7 +786,13 @@ class TreeShap:
         np.multiply.at(cover, np.repeat(np.arange(len(md.leaf_m)), np.diff(md.slot_start)), md.slot_ratio)
         self.base_value = self._constant + float(np.sum(md.leaf_value * cover))
         # The code-matrix columns of the SORT_FEATURES features with the most splits (see _locality_order).
-        col_of = {f: i for i, f in enumerate(sorted(self.coders))}
+        # The coders as flat arrays for ``_encode`` (column i of the code matrix: feature sorted(coders)[i]).
+        used = sorted(self.coders)
+        self._enc_feature = np.array(used, dtype=np.int64)
+        self._enc_cut_start = np.concatenate([[0], np.cumsum([len(self.coders[f].cuts) for f in used])]).astype(np.int64)
+        self._enc_cuts = (np.concatenate([self.coders[f].cuts for f in used]) if used else np.zeros(0)).astype(np.float64)
+        self._enc_categorical = np.array([self.coders[f].categorical for f in used], dtype=np.bool_)
+        col_of = {f: i for i, f in enumerate(used)}
         splits = np.bincount(md.feature[md.leaf_id < 0], minlength=self.n_features) if len(md.feature) else np.zeros(0)
         top = [f for f in np.argsort(-splits, kind="stable")[:SORT_FEATURES] if f in col_of and splits[f] > 0]
         self._sort_columns = np.array([col_of[f] for f in top], dtype=np.int64)
@@ -760,9 +808,9 @@ class TreeShap:
     def _codes(self, X: np.ndarray) -> np.ndarray:
         """(rows, used features): each used feature's code (see ``FeatureCoder``), uint16 when they fit."""
         small = all(c.n_codes() <= 2**16 for c in self.coders.values())
-        codes = np.empty((X.shape[0], max(1, len(self.coders))), dtype=np.uint16 if small else np.int32)
-        for i, f in enumerate(sorted(self.coders)):
-            codes[:, i] = self.coders[f].encode(X[:, f])
+        codes = np.zeros((X.shape[0], max(1, len(self.coders))), dtype=np.uint16 if small else np.int32)
+        if self.coders:
+            _encode(X, self._enc_feature, self._enc_cut_start, self._enc_cuts, self._enc_categorical, codes)
         return codes
 
     def _locality_order(self, codes: np.ndarray) -> np.ndarray:
@@ -790,7 +838,7 @@ class TreeShap:
     def contributions(self, X: Any) -> np.ndarray:
         """SHAP values (n_rows, n_features + 1) on the raw score; last column the base value."""
         X = self._prepare(X)
-        out = np.zeros((X.shape[0], self.n_features + 1))
+        out = np.empty((X.shape[0], self.n_features + 1))  # every row is written by _put_rows
         md = self.model
         with self._numba_threads():
             chunks = numba.get_num_threads()
@@ -806,7 +854,7 @@ class TreeShap:
                                md.slot_start, md.slot_local, md.slot_ratio, md.table_start, md.table_width,
                                md.pad_local, md.tables, md.path_start, md.path_node, md.path_left,
                                md.path_slot, md.gl_nodes, md.gl_weights, md.max_nodes, md.max_m, md.max_width)
-                out[start + order] = part
+                _put_rows(part, order, start, out)
         out[:, -1] = self.base_value
         return out
 

@@ -275,3 +275,25 @@ def test_row_order_changes_no_value_and_the_locality_sort_is_a_permutation() -> 
     perm = np.random.default_rng(5).permutation(len(Z))
     assert np.array_equal(ts.contributions(Z[perm]), ts.contributions(Z)[perm])
     assert np.abs(ts.contributions(Z) - booster.predict(Z, pred_contrib=True, num_threads=1)).max() <= TOL
+
+
+def test_compiled_coder_equals_each_feature_coder() -> None:
+    """The row-parallel encoder gives every value the code ``FeatureCoder.encode`` gives it: at, just
+    below and just above every cut, in the zero band, at +-inf and NaN, and for categories that are
+    negative, fractional, unseen or huge."""
+    X, y, cat = _data(2000, seed=3)
+    ts = TreeShap(_train(X, y, cat, rounds=30))
+    rng = np.random.default_rng(4)
+    columns = []
+    for f in range(X.shape[1]):
+        coder = ts.coders.get(f)
+        edges = [] if coder is None else list(coder.cuts)
+        probes = [*edges, *np.nextafter(edges, np.inf), *np.nextafter(edges, -np.inf), 0.0, -0.0, 1e-40,
+                  -1e-40, np.inf, -np.inf, np.nan, -1.0, -0.5, 2.5, 1e9, *rng.normal(0, 10, 50)]
+        columns.append(rng.choice(np.array(probes), 3000))
+    Z = np.column_stack(columns)
+    for dtype in (np.float64, np.float32):
+        Zd = Z.astype(dtype)
+        got = ts._codes(Zd)
+        for i, f in enumerate(sorted(ts.coders)):
+            np.testing.assert_array_equal(got[:, i], ts.coders[f].encode(Zd[:, f]), err_msg=f"feature {f}")
