@@ -20,15 +20,15 @@ snapshot of its lead (hundreds of millions of rows). Instead:
    a filter's latest time the greatest of its groups';
 6. distinct-day and distinct-value features read only the product-usage subset, joined to the
    spine directly;
-7. the narrow per-snapshot rows are sorted into spine order, then unpacked into the features, and
-   intermediate tables are dropped as soon as they are used, to keep DuckDB's memory low.
+7. the narrow per-snapshot rows are put into spine order by position (``_SpineRows``: each row's
+   spine number is its place, so no sort is needed), then unpacked into the features; intermediate
+   tables are dropped as soon as they are used, to keep DuckDB's memory low.
 
 Steps 2-6 run once per *lead partition*: ranges of lead ids holding about equal numbers of events,
 as many as keep a partition's tables within ``memory_limit`` (``partition_count``), since spilling
 the big intermediate tables to disk cost more than the work itself. Each pass reads its leads'
 events straight from the source (Parquet row-group statistics skip the other ranges when the files
-are clustered by lead, as the simulator's are) and appends its narrow rows; step 7 then sorts all
-of them once. Every feature of a snapshot depends on its own lead's events only, so partitioned and
+are clustered by lead, as the simulator's are) and places its narrow rows at their spine positions. Every feature of a snapshot depends on its own lead's events only, so partitioned and
 single-pass builds are equal row for row.
 
 Measured and not kept (1M leads, 117.6M events, 8 partitions; CPU-s on a loaded machine, so only
@@ -40,9 +40,10 @@ partition (13.0 CPU-s): reading and atom-coding its events 2.7-3.4, the ASOF joi
 
 - a spine ordered by lead, each partition's narrow rows sorted on their own and appended, so the
   final write needs no sort: the per-partition sorts cost what the global sort saved (25.5 + 48.8
-  against 8.3 + 69.0 CPU-s). Skipping the sort is not possible either: DuckDB's hash join does not
-  keep the probe side's order (rows behind a hash-chain collision come out later), even with the
-  join order fixed (``disabled_optimizers``);
+  against 8.3 + 69.0 CPU-s). DuckDB's hash join does not keep the probe side's order (rows behind a
+  hash-chain collision come out later), even with the join order fixed (``disabled_optimizers``),
+  so the order has to be restored: kept is placing rows by their spine number (``_SpineRows``),
+  which took the final step from 25.4 s to 11.8 s wall (48.9 to 22.3 CPU-s) at the same peak memory;
 - aggregating per (lead, boundary, atom) first and packing the words after: 9.7 against 9.35 CPU-s
   on one partition;
 - six BIGINT words of five slots instead of three HUGEINT words: ``agg`` + ``cum`` 16.7-21.0
@@ -68,8 +69,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.catalog import Catalog, EventFilter, Feature, Kind, category_text
@@ -381,6 +384,7 @@ class _Plan:
     part: list[str]
     narrow: str
     final: str
+    lead_columns: tuple[str, ...] = ()
 
 
 def _plan(catalog: Catalog, layout: _Layout, has_label: bool, ev: Callable[[str], str]) -> _Plan:
@@ -466,7 +470,6 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool, ev: Callable[[str]
         joins.append("LEFT JOIN usage u ON u._sid = s._sid")
         narrow += [f"u.{_q('u_' + f.name)}" for f in catalog if f.kind in (Kind.ACTIVE_DAYS, Kind.DISTINCT_VALUES)]
     lead_cols = list(dict.fromkeys(f.column for f in catalog if f.kind in (Kind.ATTRIBUTE, Kind.SINCE)))
-    with_leads = ["n.*", *(f"l.{_q(c)} AS {_q('l_' + c)}" for c in lead_cols)]
     inner = [LEAD_ID, CUTOFF] + ([LABEL] if has_label else []) + ["c"]
     inner += [layout.unpack(i, f"w{i // layout.per_word}_{o}_lo", f"w{i // layout.per_word}_{o}_hi") + f" AS a{i}_{o}"
               for o in ["all", *offsets] for i in range(len(atoms))]
@@ -480,11 +483,11 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool, ev: Callable[[str]
     outer += [f"{_feature_expr(f, filters, atoms)} AS {_q(f.name)}" for f in catalog]
     final = (
         f"SELECT {', '.join(outer)} FROM (SELECT *, {', '.join(totals)} FROM (SELECT {', '.join(inner)} FROM "
-        f"(SELECT {', '.join(with_leads)} FROM narrow n LEFT JOIN leads l ON l.{LEAD_ID} = n.{LEAD_ID} "
-        "ORDER BY n._sid)))"
+        "narrow))"
     )
     steps += ["DROP TABLE bounds"]
-    return _Plan(part=steps, narrow=f"SELECT {', '.join(narrow)} FROM spine s {' '.join(joins)}", final=final)
+    return _Plan(part=steps, narrow=f"SELECT {', '.join(narrow)} FROM spine s {' '.join(joins)}", final=final,
+                 lead_columns=tuple(lead_cols))
 
 
 # --- running it ----------------------------------------------------------------------------------
@@ -630,7 +633,9 @@ def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, ev: 
     boundaries and of events used."""
     plan = _plan(catalog, layout, has_label, ev)
     boundaries = 0
-    for i, part in enumerate(bounds or [None]):
+    n_spine = int(con.execute("SELECT count(*) FROM spine_all").fetchall()[0][0])
+    rows = _SpineRows(n_spine)
+    for part in bounds or [None]:
         params = None if part is None else {"lo": part[0], "hi": part[1]}
         where = f" WHERE {LEAD_ID} BETWEEN $lo AND $hi" if params else ""
         con.execute(f"CREATE OR REPLACE TEMP TABLE spine AS SELECT * FROM spine_all{where}", params)
@@ -638,13 +643,88 @@ def _run(con: duckdb.DuckDBPyConnection, catalog: Catalog, layout: _Layout, ev: 
             if sql.startswith("DROP TABLE bounds"):
                 boundaries += int(con.execute("SELECT count(*) FROM bounds").fetchall()[0][0])
             con.execute(sql, params if params and "$lo" in sql else None)
-        con.execute(("CREATE OR REPLACE TEMP TABLE narrow AS " if i == 0 else "INSERT INTO narrow ") + plan.narrow)
+        rows.add(con.sql(plan.narrow).to_arrow_table())
         for table in ("cum", "rec", "usage", "spine"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     used = int(con.execute("SELECT COALESCE(sum(n), 0) FROM used").fetchall()[0][0])
-    con.execute("SET preserve_insertion_order = true")  # the final SELECT sorts narrow rows, then projects
-    con.execute("DROP TABLE spine_all")  # all partitions are in ``narrow``: free memory for its sort
+    con.execute("DROP TABLE spine_all")
+    leads = con.sql("SELECT * FROM leads").to_arrow_table()
+    con.execute("DROP TABLE leads")
+    con.register("narrow", rows.table(leads, plan.lead_columns))
+    con.execute("SET preserve_insertion_order = true")  # the final SELECT keeps the scan's (spine) order
     return plan.final, boundaries, used
+
+
+class _SpineRows:
+    """The partitions' narrow rows, put straight into spine order as they arrive.
+
+    Why by hand: ``_sid`` numbers the spine 0..n-1 and every snapshot has exactly one narrow row, so
+    each partition's rows are scattered to their final positions (one numpy assignment per column)
+    and no sort is needed; DuckDB's ORDER BY sorted the same rows by comparison, about half the final
+    step's time on the 1M-lead base. Each partition's rows are released once placed, so the rows are
+    held once, as the DuckDB table they replace was.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.values: dict[str, np.ndarray] = {}
+        self.valid: dict[str, np.ndarray] = {}
+        self.types: dict[str, pa.DataType] = {}
+        self.other: dict[str, list[pa.Array]] = {}  # columns of other types (text ids, booleans): gathered
+        self.sids: list[np.ndarray] = []
+        self.seen = np.zeros(n, dtype=bool)
+
+    def add(self, piece: pa.Table) -> None:
+        sid = piece.column("_sid").to_numpy()
+        if len(sid) and (sid.min() < 0 or sid.max() >= self.n or self.seen[sid].any()):
+            raise RuntimeError("the builder produced a snapshot row twice or outside the spine")
+        self.seen[sid] = True
+        self.sids.append(sid)
+        for name in piece.column_names:
+            if name == "_sid":
+                continue
+            column = piece.column(name).combine_chunks()
+            kind = self.types.setdefault(name, column.type)
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_timestamp(kind)):
+                self.other.setdefault(name, []).append(column)
+                continue
+            storage = column.cast(pa.int64()) if pa.types.is_timestamp(kind) else column
+            if name not in self.values:
+                dtype = storage.type.to_pandas_dtype()
+                self.values[name] = np.zeros(self.n, dtype=dtype)
+            if column.null_count:
+                if name not in self.valid:
+                    self.valid[name] = np.ones(self.n, dtype=bool)
+                self.valid[name][sid] = column.is_valid().to_numpy(zero_copy_only=False)
+                storage = pc.fill_null(storage, 0)
+            self.values[name][sid] = storage.to_numpy(zero_copy_only=False)
+
+    def table(self, leads: pa.Table, lead_columns: tuple[str, ...]) -> pa.Table:
+        """All rows in spine order, with their lead's columns (``l_<name>``, by lead id)."""
+        if not self.seen.all():
+            raise RuntimeError("the builder lost snapshots of the spine")
+        names, arrays = [], []
+        order = np.empty(self.n, dtype=np.int64)  # for gathered columns: spine row i is piece row order[i]
+        if self.sids:
+            order[np.concatenate(self.sids)] = np.arange(self.n)
+        for name in self.types:
+            if name in self.other:
+                arrays.append(pa.concat_arrays(self.other.pop(name)).take(pa.array(order)))
+                names.append(name)
+                continue
+            values = self.values[name]
+            valid = self.valid.get(name)
+            bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+            nulls = -1 if valid is None else int(self.n - valid.sum())
+            arrays.append(pa.Array.from_buffers(self.types[name], self.n, [bitmap, pa.py_buffer(values)],
+                                                null_count=nulls if bitmap is not None else 0))
+            names.append(name)
+        self.values, self.valid = {}, {}
+        at = pc.index_in(arrays[names.index(LEAD_ID)], value_set=leads.column(LEAD_ID))  # null: no leads row
+        for name in lead_columns:
+            names.append("l_" + name)
+            arrays.append(leads.column(name).take(at))
+        return pa.Table.from_arrays(arrays, names=names)
 
 
 def build_features(
