@@ -722,8 +722,11 @@ class _SpineRows:
         self.values, self.valid = {}, {}
         at = pc.index_in(arrays[names.index(LEAD_ID)], value_set=leads.column(LEAD_ID))  # null: no leads row
         for name in lead_columns:
+            column = leads.column(name)
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column = pc.dictionary_encode(column)  # gathered as indices: a fraction of the text's memory
             names.append("l_" + name)
-            arrays.append(leads.column(name).take(at))
+            arrays.append(column.take(at))
         return pa.Table.from_arrays(arrays, names=names)
 
 
