@@ -28,15 +28,17 @@ Steps 2-6 run once per *lead partition*: ranges of lead ids holding about equal 
 as many as keep a partition's tables within ``memory_limit`` (``partition_count``), since spilling
 the big intermediate tables to disk cost more than the work itself. Each pass reads its leads'
 events straight from the source (Parquet row-group statistics skip the other ranges when the files
-are clustered by lead, as the simulator's are) and places its narrow rows at their spine positions. Every feature of a snapshot depends on its own lead's events only, so partitioned and
+are clustered by lead, as the simulator's are) and places its narrow rows at their spine
+positions. Every feature of a snapshot depends on its own lead's events only, so partitioned and
 single-pass builds are equal row for row.
 
 Measured and not kept (1M leads, 117.6M events, 8 partitions; CPU-s on a loaded machine, so only
-the comparisons count). Where the time goes: the ASOF join and aggregation (``agg``) ~90 CPU-s, the
-final sort, projection and Parquet write ~69 (the projection alone ~11-20, the Parquet encoding
-~30), the running sums (``cum``) ~44, recency ~20, boundaries ~14. Within ``agg``, on one
-partition (13.0 CPU-s): reading and atom-coding its events 2.7-3.4, the ASOF join another ~4, the
-(lead, boundary) packed sums ~3 and the (lead, cutoff, recency group) maxima ~3. Tried:
+the comparisons count). Where the time went before the rows were placed instead of sorted: the ASOF
+join and aggregation (``agg``) ~90 CPU-s, the final sort, projection and Parquet write ~69 (the
+projection alone ~11-20, the Parquet encoding ~30), the running sums (``cum``) ~44, recency ~20,
+boundaries ~14. Within ``agg``, on one partition (13.0 CPU-s): reading and atom-coding its events
+2.7-3.4, the ASOF join another ~4, the (lead, boundary) packed sums ~3 and the (lead, cutoff,
+recency group) maxima ~3. Tried:
 
 - a spine ordered by lead, each partition's narrow rows sorted on their own and appended, so the
   final write needs no sort: the per-partition sorts cost what the global sort saved (25.5 + 48.8
@@ -460,7 +462,7 @@ def _plan(catalog: Catalog, layout: _Layout, has_label: bool, ev: Callable[[str]
         "DROP TABLE agg",
     ]
     key = [f"s.{LEAD_ID}", f"s.{CUTOFF}"] + ([f"s.{LABEL}"] if has_label else [])
-    # the narrow per-snapshot row, sorted into spine order (over all partitions) before the wide projection
+    # the narrow per-snapshot row, put into spine order (over all partitions) before the wide projection
     narrow = [*key, "s._sid", "s.c"]
     narrow += [f"{h} AS {w}_{o}_{part}" for o in ["all", *offsets] for w in words
                for part, h in zip(("lo", "hi"), _Layout.halves(f"c0.{w}_{o}"))]
