@@ -64,6 +64,7 @@ window edge. ``build_snapshots`` streams Parquet in and out (DuckDB spills to ``
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.catalog import Catalog, EventFilter, Feature, Kind, category_text
 from features.contract import CUTOFF, EVENT_TYPE, LABEL, LEAD_ID, TS
+from features.errors import DataContractError
 from features.snapshots import SpineParams
 
 DAY_US = 86_400_000_000
@@ -571,7 +573,15 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
 
     filters = _filters(catalog)
     atoms = _atoms(filters)
-    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    try:
+        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        scanned = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+        found = re.search(r"file '([^']+)'", str(exc))
+        raise DataContractError(
+            found.group(1) if found else source, f"the events cannot be read: {str(exc).splitlines()[0]}",
+            expected="Parquet files of events (as the validate stage writes them)",
+        ) from exc
     props = [
         (f"{_q(c)}" if c in present else "CAST(NULL AS VARCHAR)") + f" AS {_q(c)}"
         for c in sorted(_event_columns(catalog) - {EVENT_TYPE})
@@ -582,7 +592,6 @@ def _prepare(con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, source: str, s
     prop = (f"CASE WHEN {distinct[0].events.sql()} THEN {_q(distinct[0].column)} END"
             if distinct else "CAST(NULL AS VARCHAR)")
 
-    scanned = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
     # per spine lead, its events (all of them: an upper bound of what reaches its snapshots, so of
     # every packed slot); partitions are ranges of lead ids holding about equal numbers of events
     con.execute(

@@ -9,6 +9,7 @@ import pytest
 from features.builder import FeaturesParams, build_features, build_snapshots, partition_count
 from features.catalog import build_catalog, discover_attributes
 from features.contract import LEAD_ID
+from features.errors import DataContractError
 
 C = pd.Timestamp("2024-03-01 12:00", tz="UTC")
 D = pd.Timedelta(days=1)
@@ -183,6 +184,19 @@ def test_parquet_output_equals_in_memory(tmp_path, built, catalog):
     info = stats.to_dict()
     assert info["rows"] == 3 and info["features"] == len(catalog) and info["events_scanned"] == len(ev)
     assert info["unknown_event_types"] == {"podcast_listen": 1}
+
+
+def test_an_events_file_that_is_not_parquet_is_named_and_nothing_is_written(tmp_path, catalog):
+    events_dir = tmp_path / "events"
+    events_dir.mkdir()
+    _events().to_parquet(events_dir / "part-0.parquet", index=False)
+    (events_dir / "part-1.parquet").write_text("lead_id,ts\n1,2026-01-01\n")
+    out = tmp_path / "s.parquet"
+    with pytest.raises(DataContractError) as err:
+        build_snapshots(_leads(), str(events_dir / "*.parquet"), _spine(), catalog, out,
+                        threads=1, memory_limit="1GB", temp_dir=str(tmp_path / "duck"))
+    assert err.value.file.endswith("part-1.parquet") and "Parquet" in str(err.value)
+    assert not out.exists()
 
 
 def test_events_without_property_columns(catalog):
