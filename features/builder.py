@@ -715,12 +715,13 @@ class _SpineRows:
         if not self.seen.all():
             raise RuntimeError("the builder lost snapshots of the spine")
         names, arrays = [], []
-        order = np.empty(self.n, dtype=np.int64)  # for gathered columns: spine row i is piece row order[i]
-        if self.sids:
+        if self.other:  # for gathered columns: spine row i is row order[i] of the pieces, concatenated
+            order = np.empty(self.n, dtype=np.int64)
             order[np.concatenate(self.sids)] = np.arange(self.n)
+            take = pa.array(order)
         for name in self.types:
             if name in self.other:
-                arrays.append(pa.concat_arrays(self.other.pop(name)).take(pa.array(order)))
+                arrays.append(pa.concat_arrays(self.other.pop(name)).take(take))
                 names.append(name)
                 continue
             values = self.values[name]

@@ -196,7 +196,8 @@ def _gauss_legendre(q_max: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class FeatureCoder:
-    """Maps one column to small integer codes such that every split on it is a function of the code.
+    """Maps one column to small integer codes such that every split on it is a function of the code
+    (the coding ``_encode`` computes).
 
     Numerical: the code is the interval between the sorted distinct thresholds the model uses on
     the feature (plus the zero band [-kZeroThreshold, kZeroThreshold] as its own intervals), and
@@ -207,18 +208,6 @@ class FeatureCoder:
     feature: int
     categorical: bool
     cuts: np.ndarray  # numerical: sorted interval right ends; categorical: sorted category ids
-
-    def encode(self, column: np.ndarray) -> np.ndarray:
-        col = np.asarray(column, dtype=np.float64)
-        nan = np.isnan(col)
-        if self.categorical:
-            iv = np.trunc(np.where(nan, -1.0, col))
-            pos = np.searchsorted(self.cuts, iv)
-            hit = np.take(self.cuts, np.minimum(pos, len(self.cuts) - 1)) == iv
-            return np.where(hit & (iv >= 0), pos, len(self.cuts))
-        code = np.searchsorted(self.cuts, col, side="left")
-        code[nan] = len(self.cuts) + 1
-        return code
 
     def n_codes(self) -> int:
         return len(self.cuts) + (1 if self.categorical else 2)
@@ -709,7 +698,7 @@ def _contributions(codes, out, n_chunks, group, tree_start, split_end, part_star
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _encode(X, feature, cut_start, cuts, categorical, codes):
-    """codes[r, i] = the code of X[r, feature[i]] under coder i (``FeatureCoder.encode``, row-parallel):
+    """codes[r, i] = the code of X[r, feature[i]] under coder i (``FeatureCoder``, row-parallel):
     the first cut at or above the value (``searchsorted(..., side="left")``), NaN ``len(cuts) + 1``;
     categoricals the index of the truncated value among the cuts, or ``len(cuts)`` when absent,
     negative or NaN."""
@@ -818,7 +807,7 @@ class TreeShap:
     def _codes(self, X: np.ndarray) -> np.ndarray:
         """(rows, used features): each used feature's code (see ``FeatureCoder``), uint16 when they fit."""
         small = all(c.n_codes() <= 2**16 for c in self.coders.values())
-        codes = np.zeros((X.shape[0], max(1, len(self.coders))), dtype=np.uint16 if small else np.int32)
+        codes = np.empty((X.shape[0], max(1, len(self.coders))), dtype=np.uint16 if small else np.int32)
         if self.coders:
             _encode(X, self._enc_feature, self._enc_cut_start, self._enc_cuts, self._enc_categorical, codes)
         return codes
